@@ -1,0 +1,206 @@
+"""Typed, validated configuration (SPEC §2): YAML in, dotted overrides from the CLI.
+
+Every ambiguous reading of the paper is a field here whose default is our reading. Sections:
+``faces``, ``clips``, ``preprocess``, ``extractor``, ``detector``, ``evaluation``, ``experiment``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+
+class ConfigError(ValueError):
+    """A configuration file or override that cannot be used; the message says which key and why."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class FaceConfig(_Section):
+    """Face detection, tracking and cropping (paper §3, SPEC §2 'Frames and faces')."""
+
+    detector: str = "mtcnn"
+    detect_max_side: int = Field(640, ge=64, description="frames are downscaled to this longest side for detection")
+    min_face_size: int = Field(40, ge=8, description="smallest face, in pixels of the full-resolution frame")
+    score_threshold: float = Field(0.9, ge=0.0, le=1.0)
+    margin: float = Field(0.2, ge=0.0, le=2.0, description="extra context around the square face box")
+    crop_size: int = Field(256, ge=16, le=1024)
+    mse_threshold: float = Field(0.5, gt=0.0, description="tracking: pair a face with a track only below this MSE")
+    compare_size: int = Field(64, ge=8, le=256, description="crops are compared at this size for tracking")
+    device: str = "cpu"
+
+
+class ClipConfig(_Section):
+    """Two-pointer constant-interval selection (paper §3)."""
+
+    frame_stride: int = Field(1, ge=1, description="keep every k-th decoded frame")
+    clip_len: int = Field(100, ge=2, description="frames per training clip (paper: 100)")
+    min_clip_len: int = Field(16, ge=2, description="inference scores a track with at least this many frames")
+
+    @model_validator(mode="after")
+    def _min_not_above_len(self) -> ClipConfig:
+        if self.min_clip_len > self.clip_len:
+            raise ValueError(f"min_clip_len ({self.min_clip_len}) must not exceed clip_len ({self.clip_len})")
+        return self
+
+
+class PreprocessConfig(_Section):
+    workers: int = Field(1, ge=1)
+    jpeg_quality: int = Field(95, ge=50, le=100)
+    timeout_s: float = Field(600.0, gt=0, description="per-video wall-clock limit in the worker process")
+    memory_mb: int = Field(8192, ge=256, description="per-worker memory limit")
+    max_pixels: int = Field(3840 * 2160, ge=1, description="larger frames are rejected as too_large")
+    max_frames: int | None = Field(None, ge=1, description="stop decoding a video after this many kept frames")
+
+
+class ExtractorConfig(_Section):
+    """Per-frame feature extractor trained with the cosine-similarity hinge loss."""
+
+    backbone: str = "resnet50"
+    weights: Path | None = None
+    embed_dim: int = Field(512, ge=2)
+    input_size: int | None = Field(None, ge=16, description="None: the backbone's own size")
+    hinge: bool = Field(True, description="False: no extractor training (the paper's pretrained baseline)")
+    epochs: int = Field(100, ge=0)
+    lr: float = Field(1e-3, gt=0)
+    batch_size: int = Field(8, ge=1, description="clips per batch")
+    extractor_clip_len: int = Field(16, ge=2, description="frames per training window")
+    margin: float = Field(1.0, gt=0)
+    similarity_window: int | None = Field(None, ge=1)
+    precision: Literal["32", "bf16-mixed", "16-mixed"] = "32"
+    channels_last: bool = True
+    num_workers: int = Field(0, ge=0)
+
+
+class DetectorConfig(_Section):
+    """Sequence head over per-frame embeddings (paper: LSTM 4x512, dropout 0.3)."""
+
+    head: str = "lstm"
+    hidden: int = Field(512, ge=1)
+    layers: int = Field(4, ge=1)
+    dropout: float = Field(0.3, ge=0.0, lt=1.0)
+    epochs: int = Field(20, ge=0)
+    lr: float = Field(1e-3, gt=0)
+    batch_size: int = Field(32, ge=1)
+    threshold: float = Field(0.5, gt=0.0, lt=1.0)
+
+
+class EvaluationConfig(_Section):
+    eps: float = Field(1e-15, gt=0.0, lt=0.5)
+    threshold: float = Field(0.5, gt=0.0, lt=1.0)
+    aggregation: str = "mean"
+
+
+class ExperimentConfig(_Section):
+    """The paper's protocol: repeated random test splits and tables 1-3."""
+
+    repeats: int = Field(6, ge=1)
+    test_clips: int = Field(100, ge=1)
+    val_clips: int = Field(308, ge=0)
+    split_by: Literal["source", "clip"] = "source"
+    table2_backbones: list[str] = Field(
+        default_factory=lambda: ["inception_resnet_v2", "cnn4", "resnet50"]
+    )
+    table3_heads: list[str] = Field(default_factory=lambda: ["lstm", "mlp", "frame-mlp"])
+
+
+class DataConfig(_Section):
+    root: Path | None = None
+    layout: str = "dfdc"
+    clips_dir: Path | None = None
+
+
+class Config(BaseModel):
+    """The whole configuration. Paths inside a YAML file are relative to that file."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    seed: int = 0
+    data: DataConfig = Field(default_factory=DataConfig)
+    faces: FaceConfig = Field(default_factory=FaceConfig)
+    clips: ClipConfig = Field(default_factory=ClipConfig)
+    preprocess: PreprocessConfig = Field(default_factory=PreprocessConfig)
+    extractor: ExtractorConfig = Field(default_factory=ExtractorConfig)
+    detector: DetectorConfig = Field(default_factory=DetectorConfig)
+    evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
+    experiment: ExperimentConfig = Field(default_factory=ExperimentConfig)
+
+
+def _parse_scalar(text: str) -> Any:
+    """Read an override's value with YAML rules: ``3`` -> int, ``null`` -> None, ``[a, b]`` -> list."""
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+
+
+def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Apply ``section.key=value`` overrides to a raw config dict (a new dict is returned)."""
+    result: dict[str, Any] = yaml.safe_load(yaml.safe_dump(raw)) or {}
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"override {item!r} is not of the form section.key=value")
+        dotted, value = item.split("=", 1)
+        keys = [k for k in dotted.strip().split(".") if k]
+        if not keys:
+            raise ConfigError(f"override {item!r} has an empty key")
+        node = result
+        for key in keys[:-1]:
+            child = node.setdefault(key, {})
+            if not isinstance(child, dict):
+                raise ConfigError(f"override {item!r}: {key!r} is not a section")
+            node = child
+        node[keys[-1]] = _parse_scalar(value)
+    return result
+
+
+def _resolve_paths(raw: dict[str, Any], base: Path) -> None:
+    """Make relative paths in known path fields relative to the YAML file's folder."""
+    for section, key in (("data", "root"), ("data", "clips_dir"), ("extractor", "weights")):
+        node = raw.get(section)
+        if isinstance(node, dict) and isinstance(node.get(key), str):
+            path = Path(node[key]).expanduser()
+            node[key] = str(path if path.is_absolute() else base / path)
+
+
+def config_from_dict(raw: dict[str, Any], overrides: list[str] | None = None) -> Config:
+    """Validate a raw mapping (plus overrides) into a :class:`Config` with readable errors."""
+    merged = apply_overrides(raw, overrides or [])
+    try:
+        return Config.model_validate(merged)
+    except ValidationError as exc:
+        lines = []
+        for err in exc.errors():
+            where = ".".join(str(p) for p in err["loc"]) or "(top level)"
+            lines.append(f"  {where}: {err['msg']}")
+        raise ConfigError("invalid configuration:\n" + "\n".join(lines)) from None
+
+
+def load_config(path: Path | str | None = None, overrides: list[str] | None = None) -> Config:
+    """Load a YAML config (or the defaults when ``path`` is None) and apply dotted overrides."""
+    raw: dict[str, Any] = {}
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"config file not found: {path}")
+        try:
+            loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{path} is not valid YAML: {exc}") from None
+        if loaded is None:
+            loaded = {}
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"{path} must hold a mapping at the top level")
+        raw = loaded
+        _resolve_paths(raw, path.parent.resolve())
+    return config_from_dict(raw, overrides)
+
+
+def dump_config(config: Config) -> str:
+    """The config as YAML (paths as strings), for reports and model directories."""
+    return yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)
