@@ -25,12 +25,16 @@ class FaceConfig(_Section):
     """Face detection, tracking and cropping (paper §3, SPEC §2 'Frames and faces')."""
 
     detector: str = "mtcnn"
-    detect_max_side: int = Field(640, ge=64, description="frames are downscaled to this longest side for detection")
+    detect_max_side: int = Field(
+        640, ge=64, description="frames are downscaled to this longest side for detection"
+    )
     min_face_size: int = Field(40, ge=8, description="smallest face, in pixels of the full-resolution frame")
     score_threshold: float = Field(0.9, ge=0.0, le=1.0)
     margin: float = Field(0.2, ge=0.0, le=2.0, description="extra context around the square face box")
     crop_size: int = Field(256, ge=16, le=1024)
-    mse_threshold: float = Field(0.5, gt=0.0, description="tracking: pair a face with a track only below this MSE")
+    mse_threshold: float = Field(
+        0.5, gt=0.0, description="tracking: pair a face with a track only below this MSE"
+    )
     compare_size: int = Field(64, ge=8, le=256, description="crops are compared at this size for tracking")
     device: str = "cpu"
 
@@ -55,7 +59,9 @@ class PreprocessConfig(_Section):
     timeout_s: float = Field(600.0, gt=0, description="per-video wall-clock limit in the worker process")
     memory_mb: int = Field(8192, ge=256, description="per-worker memory limit")
     max_pixels: int = Field(3840 * 2160, ge=1, description="larger frames are rejected as too_large")
-    max_frames: int | None = Field(None, ge=1, description="stop decoding a video after this many kept frames")
+    max_frames: int | None = Field(
+        None, ge=1, description="stop decoding a video after this many kept frames"
+    )
 
 
 class ExtractorConfig(_Section):
@@ -103,9 +109,7 @@ class ExperimentConfig(_Section):
     test_clips: int = Field(100, ge=1)
     val_clips: int = Field(308, ge=0)
     split_by: Literal["source", "clip"] = "source"
-    table2_backbones: list[str] = Field(
-        default_factory=lambda: ["inception_resnet_v2", "cnn4", "resnet50"]
-    )
+    table2_backbones: list[str] = Field(default_factory=lambda: ["inception_resnet_v2", "cnn4", "resnet50"])
     table3_heads: list[str] = Field(default_factory=lambda: ["lstm", "mlp", "frame-mlp"])
 
 
@@ -165,7 +169,7 @@ def _resolve_paths(raw: dict[str, Any], base: Path) -> None:
         node = raw.get(section)
         if isinstance(node, dict) and isinstance(node.get(key), str):
             path = Path(node[key]).expanduser()
-            node[key] = str(path if path.is_absolute() else base / path)
+            node[key] = str(path if path.is_absolute() else (base / path).resolve())
 
 
 def config_from_dict(raw: dict[str, Any], overrides: list[str] | None = None) -> Config:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from enum import Enum, IntEnum
+from enum import IntEnum, StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -29,7 +29,7 @@ class Label(IntEnum):
         raise ValueError(f"cannot read {value!r} as a label (expected fake/real or 1/0)")
 
 
-class VideoStatus(str, Enum):
+class VideoStatus(StrEnum):
     """Outcome of processing one video; everything but ``ok`` carries an error sentence."""
 
     OK = "ok"

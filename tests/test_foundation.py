@@ -1,0 +1,112 @@
+"""Layer-1 pieces: types, registry, config."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from deepfake_detect.config import ConfigError, apply_overrides, dump_config, load_config
+from deepfake_detect.registry import Registry, UnknownNameError
+from deepfake_detect.types import BBox, Label
+
+
+def test_label_parse_spellings() -> None:
+    assert Label.parse("FAKE") is Label.FAKE
+    assert Label.parse("real") is Label.REAL
+    assert Label.parse(1) is Label.FAKE
+    assert Label.parse("0") is Label.REAL
+    with pytest.raises(ValueError, match="cannot read 'maybe'"):
+        Label.parse("maybe")
+
+
+def test_bbox_square_and_iou() -> None:
+    box = BBox(10, 20, 30, 60)  # 20 x 40
+    sq = box.square(margin=0.5)
+    assert sq.width == pytest.approx(60.0) and sq.height == pytest.approx(60.0)
+    assert sq.center == box.center == (20.0, 40.0)
+    assert box.iou(box) == pytest.approx(1.0)
+    assert box.iou(BBox(30, 60, 40, 70)) == 0.0
+    # overlap of a 20x40 box with its right half: 400 / 800
+    assert box.iou(BBox(20, 20, 30, 60)) == pytest.approx(0.5)
+    with pytest.raises(ValueError):
+        BBox(5, 5, 1, 1)
+
+
+def test_registry_lookup_and_close_matches() -> None:
+    reg: Registry[int] = Registry("backbone")
+    reg.register("resnet50")(50)
+    reg.register("cnn4")(4)
+
+    @reg.register_prefix("timm:")
+    def _timm(name: str) -> int:
+        return len(name)
+
+    assert reg.get("cnn4") == 4
+    assert reg.get("timm:abc") == 3
+    assert reg.names() == ["cnn4", "resnet50"]
+    with pytest.raises(UnknownNameError, match="Did you mean 'resnet50'") as info:
+        reg.get("resnet5")
+    assert "timm:<name>" in str(info.value)
+    with pytest.raises(ValueError, match="already registered"):
+        reg.register("cnn4")(0)
+
+
+def test_config_defaults_follow_the_paper() -> None:
+    cfg = load_config()
+    assert cfg.clips.clip_len == 100
+    assert (cfg.detector.layers, cfg.detector.hidden, cfg.detector.dropout) == (4, 512, 0.3)
+    assert cfg.extractor.embed_dim == 512 and cfg.extractor.lr == 1e-3 and cfg.extractor.epochs == 100
+    assert cfg.faces.mse_threshold == 0.5 and cfg.faces.crop_size == 256 and cfg.faces.margin == 0.2
+    assert cfg.experiment.split_by == "source" and cfg.experiment.repeats == 6
+
+
+def test_config_yaml_overrides_and_relative_paths(tmp_path: Path) -> None:
+    path = tmp_path / "sub" / "c.yaml"
+    path.parent.mkdir()
+    path.write_text("data:\n  root: ../videos\nextractor:\n  backbone: cnn4\n")
+    cfg = load_config(
+        path, ["extractor.epochs=3", "experiment.table3_heads=[lstm, mlp]", "clips.clip_len=20"]
+    )
+    assert cfg.extractor.backbone == "cnn4" and cfg.extractor.epochs == 3
+    assert cfg.experiment.table3_heads == ["lstm", "mlp"]
+    assert cfg.data.root == (tmp_path / "videos").resolve()
+    assert "clip_len: 20" in dump_config(cfg)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["extractor.epochs=-1"], "extractor.epochs"),
+        (["extractor.nope=1"], "extractor.nope"),
+        (["clips.min_clip_len=200"], "min_clip_len"),
+        (["justtext"], "not of the form"),
+    ],
+)
+def test_config_errors_name_the_key(overrides: list[str], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        load_config(None, overrides)
+
+
+def test_config_file_errors(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="not found"):
+        load_config(tmp_path / "missing.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("- a list\n")
+    with pytest.raises(ConfigError, match="mapping"):
+        load_config(bad)
+
+
+def test_apply_overrides_does_not_mutate_input() -> None:
+    raw = {"a": {"b": 1}}
+    out = apply_overrides(raw, ["a.b=2", "a.c=null"])
+    assert raw == {"a": {"b": 1}} and out == {"a": {"b": 2, "c": None}}
+
+
+def test_import_is_lazy() -> None:
+    """``import deepfake_detect`` must not import torch (no work at import time)."""
+    code = "import sys, deepfake_detect; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
