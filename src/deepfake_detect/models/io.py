@@ -1,0 +1,218 @@
+"""Model directories: a trained extractor + sequence head that a person can inspect and share.
+
+Layout (format_version 1)::
+
+    MODEL_DIR/
+      config.json            ModelDirConfig: how to rebuild the modules and feed them
+      extractor.safetensors  FeatureExtractor state dict
+      head.safetensors       SequenceHead state dict
+
+Loading rebuilds the modules from ``config.json`` and reads tensors with ``safetensors`` only: a model
+directory is never unpickled, so opening one from an untrusted source cannot run code.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import torch
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from deepfake_detect import __version__
+from deepfake_detect.config import ClipConfig, FaceConfig
+from deepfake_detect.models.backbones import WeightsError, load_state_checked, load_weights, read_state_dict
+from deepfake_detect.models.extractor import FeatureExtractor
+from deepfake_detect.models.heads import SEQUENCE_HEADS, SequenceHead, create_head
+
+__all__ = [
+    "CONFIG_FILE",
+    "EXTRACTOR_FILE",
+    "FORMAT_VERSION",
+    "HEAD_FILE",
+    "LoadedModel",
+    "ModelDirConfig",
+    "ModelDirError",
+    "WeightsError",
+    "load_model_dir",
+    "load_weights",
+    "read_model_config",
+    "read_state_dict",
+    "save_model_dir",
+]
+
+logger = logging.getLogger(__name__)
+
+FORMAT_VERSION = 1
+CONFIG_FILE = "config.json"
+EXTRACTOR_FILE = "extractor.safetensors"
+HEAD_FILE = "head.safetensors"
+
+
+class ModelDirError(ValueError):
+    """A model directory that is missing, incomplete, or whose config cannot be used."""
+
+
+class ModelDirConfig(BaseModel):
+    """Everything needed to rebuild and feed a saved model (``config.json``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    format_version: int = Field(default=FORMAT_VERSION, ge=1)
+    package_version: str = __version__
+    backbone: str
+    embed_dim: int = Field(ge=1)
+    input_size: int = Field(ge=1)
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    head: str
+    head_kwargs: dict[str, Any] = Field(default_factory=dict)
+    threshold: float = Field(
+        default=0.5, gt=0.0, lt=1.0, description="probability at or above which a video is fake"
+    )
+    faces: dict[str, Any] = Field(description="the FaceConfig the training clips were made with")
+    clips: dict[str, Any] = Field(description="the ClipConfig the training clips were made with")
+    created: str = Field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
+    extra: dict[str, Any] = Field(default_factory=dict)
+
+    def face_config(self) -> FaceConfig:
+        return FaceConfig.model_validate(self.faces)
+
+    def clip_config(self) -> ClipConfig:
+        return ClipConfig.model_validate(self.clips)
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A model directory brought back to life (modules in eval mode on the requested device)."""
+
+    extractor: FeatureExtractor
+    head: SequenceHead
+    config: ModelDirConfig
+
+
+def _atomic_write(target: Path, write: Callable[[Path], None]) -> None:
+    """Write through a temporary file in the same folder, then rename over ``target``."""
+    fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        write(tmp)
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _write_text(target: Path, text: str) -> None:
+    target.write_text(text, encoding="utf-8")
+
+
+def _save_module(module: nn.Module, target: Path) -> None:
+    tensors = {k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}  # dense, CPU
+    _atomic_write(target, lambda tmp: save_file(tensors, str(tmp), metadata={"format": "pt"}))
+
+
+def save_model_dir(
+    path: Path | str,
+    extractor: FeatureExtractor,
+    head: SequenceHead,
+    *,
+    head_name: str,
+    head_kwargs: dict[str, Any],
+    threshold: float,
+    faces: FaceConfig,
+    clips: ClipConfig,
+    extra: dict[str, Any] | None = None,
+) -> Path:
+    """Write ``config.json`` + ``extractor.safetensors`` + ``head.safetensors`` into ``path``.
+
+    Each file is written atomically and ``config.json`` last, so a directory with a config is complete.
+    Existing files of an earlier save are replaced. Returns the directory.
+    """
+    SEQUENCE_HEADS.get(head_name)  # unknown names fail before anything is written
+    try:
+        config = ModelDirConfig(
+            backbone=extractor.backbone_name,
+            embed_dim=extractor.embed_dim,
+            input_size=extractor.input_size,
+            mean=extractor.mean,
+            std=extractor.std,
+            head=head_name,
+            head_kwargs=dict(head_kwargs),
+            threshold=threshold,
+            faces=faces.model_dump(mode="json"),
+            clips=clips.model_dump(mode="json"),
+            extra=dict(extra or {}),
+        )
+        text = json.dumps(config.model_dump(mode="json"), indent=2, sort_keys=True) + "\n"
+    except (ValidationError, TypeError, ValueError) as exc:
+        raise ModelDirError(f"cannot describe this model in {CONFIG_FILE}: {exc}") from None
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    _save_module(extractor, path / EXTRACTOR_FILE)
+    _save_module(head, path / HEAD_FILE)
+    _atomic_write(path / CONFIG_FILE, lambda tmp: _write_text(tmp, text))
+    logger.info("saved model (%s + %s) to %s", config.backbone, config.head, path)
+    return path
+
+
+def read_model_config(path: Path | str) -> ModelDirConfig:
+    """Read and validate ``config.json`` of a model directory (checks that all three files exist)."""
+    path = Path(path)
+    if not path.is_dir():
+        raise ModelDirError(f"model directory not found: {path}")
+    missing = [name for name in (CONFIG_FILE, EXTRACTOR_FILE, HEAD_FILE) if not (path / name).is_file()]
+    if missing:
+        raise ModelDirError(f"{path} is not a complete model directory: missing {', '.join(missing)}")
+    try:
+        raw = json.loads((path / CONFIG_FILE).read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ModelDirError(f"{path / CONFIG_FILE} is not valid JSON: {exc}") from None
+    if not isinstance(raw, dict):
+        raise ModelDirError(f"{path / CONFIG_FILE} must hold a JSON object")
+    version = raw.get("format_version")
+    if isinstance(version, int) and version > FORMAT_VERSION:
+        raise ModelDirError(
+            f"{path} uses model format {version}; this deepfake-detect ({__version__}) reads up to "
+            f"{FORMAT_VERSION}: upgrade the package"
+        )
+    try:
+        return ModelDirConfig.model_validate(raw)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or '(top)'}: {e['msg']}" for e in exc.errors())
+        raise ModelDirError(f"{path / CONFIG_FILE} is invalid: {problems}") from None
+
+
+def _load_safetensors(module: nn.Module, file: Path) -> None:
+    try:
+        state = load_file(str(file), device="cpu")
+    except Exception as exc:  # safetensors raises its own error types for corrupt files
+        raise ModelDirError(f"{file} is not a readable safetensors file: {exc}") from None
+    load_state_checked(module, state, source=file)
+
+
+def load_model_dir(path: Path | str, device: str | torch.device = "cpu") -> LoadedModel:
+    """Rebuild the extractor and head described by ``config.json`` and load their weights (strict)."""
+    path = Path(path)
+    config = read_model_config(path)
+    extractor = FeatureExtractor(config.backbone, config.embed_dim, input_size=config.input_size)
+    extractor.mean, extractor.std = config.mean, config.std
+    try:
+        head = create_head(config.head, **config.head_kwargs)
+    except TypeError as exc:
+        where = path / CONFIG_FILE
+        raise ModelDirError(f"{where}: head_kwargs do not fit head {config.head!r}: {exc}") from None
+    _load_safetensors(extractor, path / EXTRACTOR_FILE)
+    _load_safetensors(head, path / HEAD_FILE)
+    extractor.to(device).eval()
+    head.to(device).eval()
+    return LoadedModel(extractor=extractor, head=head, config=config)
