@@ -1,0 +1,78 @@
+"""The face detector protocol, its registry and helpers shared by the backends (SPEC §3)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Protocol, runtime_checkable
+
+import cv2
+import numpy as np
+
+from deepfake_detect.config import FaceConfig
+from deepfake_detect.registry import Registry
+from deepfake_detect.types import BBox, Detection
+
+
+@runtime_checkable
+class FaceDetector(Protocol):
+    """Finds faces in one full-resolution frame.
+
+    ``detect`` takes a uint8 RGB image (H, W, 3) and returns detections whose boxes are in that
+    image's pixel coordinates (a backend may work on a downscaled copy internally), ordered by
+    decreasing score. Boxes may reach slightly beyond the frame edges.
+    """
+
+    name: str
+
+    def detect(self, image: np.ndarray) -> list[Detection]: ...
+
+
+FaceDetectorFactory = Callable[[FaceConfig], FaceDetector]
+FACE_DETECTORS: Registry[FaceDetectorFactory] = Registry("face detector")
+
+
+def create_face_detector(config: FaceConfig) -> FaceDetector:
+    """Build the backend named by ``config.detector`` (models load lazily, on the first ``detect``)."""
+    return FACE_DETECTORS.get(config.detector)(config)
+
+
+def check_rgb_image(image: object) -> np.ndarray:
+    """Return ``image`` if it is a non-empty uint8 (H, W, 3) array, else raise a ValueError saying why."""
+    if not isinstance(image, np.ndarray):
+        raise ValueError(f"expected a numpy image array, got {type(image).__name__}")
+    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+        raise ValueError(f"expected a uint8 RGB image of shape (H, W, 3), got {image.dtype} {image.shape}")
+    if image.shape[0] == 0 or image.shape[1] == 0:
+        raise ValueError(f"empty image of shape {image.shape}")
+    return image
+
+
+def downscale(image: np.ndarray, max_side: int) -> tuple[np.ndarray, float, float]:
+    """Shrink ``image`` so its longest side is <= ``max_side`` (never enlarge).
+
+    Returns the (possibly unchanged) image and the factors (fx, fy) that map its x and y
+    coordinates back to the input's.
+    """
+    height, width = image.shape[:2]
+    if max(height, width) <= max_side:
+        return image, 1.0, 1.0
+    ratio = max_side / max(height, width)
+    new_w, new_h = max(1, round(width * ratio)), max(1, round(height * ratio))
+    small = cv2.resize(image, (new_w, new_h), interpolation=cv2.INTER_AREA)
+    return small, width / new_w, height / new_h
+
+
+def to_detections(
+    boxes: np.ndarray, scores: np.ndarray, fx: float, fy: float, min_face_size: float = 0.0
+) -> list[Detection]:
+    """Map (N, 4) x1, y1, x2, y2 boxes found on a resized image back by (fx, fy), sorted by score.
+
+    Boxes whose longer side is below ``min_face_size`` full-resolution pixels are dropped (the
+    backends' own size limits are only approximate).
+    """
+    detections = [
+        Detection(BBox(float(x1) * fx, float(y1) * fy, float(x2) * fx, float(y2) * fy), float(score))
+        for (x1, y1, x2, y2), score in zip(boxes.tolist(), scores.tolist(), strict=True)
+    ]
+    kept = [d for d in detections if max(d.box.width, d.box.height) >= min_face_size]
+    return sorted(kept, key=lambda d: -d.score)

@@ -1,0 +1,87 @@
+"""MTCNN backend (facenet-pytorch 2.5.3; its weights ship inside the wheel)."""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from typing import Any
+
+import numpy as np
+
+from deepfake_detect.config import FaceConfig
+from deepfake_detect.faces.detectors.base import (
+    FACE_DETECTORS,
+    FaceDetector,
+    check_rgb_image,
+    downscale,
+    to_detections,
+)
+from deepfake_detect.types import Detection
+
+logger = logging.getLogger(__name__)
+
+# MTCNN's first network looks at 12x12 windows: a smaller minimum face makes it upsample the frame.
+_MTCNN_MIN_WINDOW = 12
+
+
+class MTCNNDetector:
+    """Multi-task cascaded CNN face detector, all faces kept, probabilities as scores.
+
+    The frame is downscaled so its longest side is <= ``detect_max_side`` and ``min_face_size``
+    (given in full-resolution pixels) is scaled by the same factor; boxes whose longer side is
+    below ``min_face_size`` are dropped, and so are those scoring below ``score_threshold``.
+    The network is built on the first call to ``detect`` (importing torch and facenet-pytorch
+    takes seconds).
+    """
+
+    name = "mtcnn"
+
+    def __init__(
+        self,
+        detect_max_side: int = 640,
+        min_face_size: int = 40,
+        score_threshold: float = 0.9,
+        device: str = "cpu",
+    ) -> None:
+        self.detect_max_side = detect_max_side
+        self.min_face_size = min_face_size
+        self.score_threshold = score_threshold
+        self.device = device
+        self._model: Any = None
+
+    def _load(self) -> Any:
+        if self._model is None:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                import torch
+                from facenet_pytorch import MTCNN
+
+                self._model = MTCNN(keep_all=True, select_largest=False, device=torch.device(self.device))
+            logger.debug("loaded MTCNN on %s", self.device)
+        return self._model
+
+    def detect(self, image: np.ndarray) -> list[Detection]:
+        image = check_rgb_image(image)
+        model = self._load()
+        small, fx, fy = downscale(image, self.detect_max_side)
+        model.min_face_size = max(_MTCNN_MIN_WINDOW, round(self.min_face_size / max(fx, fy)))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            boxes, probs = model.detect(np.ascontiguousarray(small))
+        if boxes is None:
+            return []
+        # numpy 2: facenet-pytorch returns object arrays
+        boxes_f = np.asarray(boxes).astype(float).reshape(-1, 4)  # (N, 4)
+        probs_f = np.asarray(probs).astype(float).reshape(-1)  # (N,)
+        keep = probs_f >= self.score_threshold
+        return to_detections(boxes_f[keep], probs_f[keep], fx, fy, self.min_face_size)
+
+
+@FACE_DETECTORS.register("mtcnn")
+def _make_mtcnn(config: FaceConfig) -> FaceDetector:
+    return MTCNNDetector(
+        detect_max_side=config.detect_max_side,
+        min_face_size=config.min_face_size,
+        score_threshold=config.score_threshold,
+        device=config.device,
+    )
