@@ -34,12 +34,14 @@ def write_video(
     try:
         with av.open(tmp_name, mode="w") as container:
             stream = container.add_stream(codec, rate=Fraction(fps).limit_denominator(1001))
+            if not isinstance(stream, av.VideoStream):
+                raise ValueError(f"codec {codec!r} is not a video encoder")
             stream.pix_fmt = pix_fmt
-            opts = dict(options or {})
+            opts: dict[str, str] = dict(options or {})
             if codec in {"libx264", "libx265"}:
                 opts.setdefault("crf", str(crf))
                 opts.setdefault("preset", "veryfast")
-            stream.options = opts
+            stream.options = dict(opts)
             for image in frames:
                 if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
                     raise ValueError(f"frames must be uint8 (H, W, 3), got {image.dtype} {image.shape}")
