@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 
 class ConfigError(ValueError):
@@ -79,6 +79,12 @@ class ExtractorConfig(_Section):
     margin: float = Field(1.0, gt=0)
     similarity_window: int | None = Field(None, ge=1)
     precision: Literal["32", "bf16-mixed", "16-mixed"] = "32"
+
+    @field_validator("precision", mode="before")
+    @classmethod
+    def _precision_as_text(cls, value: object) -> object:
+        # ``--set extractor.precision=32`` arrives as the YAML integer 32
+        return str(value) if isinstance(value, int) else value
     channels_last: bool = True
     num_workers: int = Field(0, ge=0)
 
@@ -111,10 +117,34 @@ class ExperimentConfig(_Section):
     split_by: Literal["source", "clip"] = "source"
     table2_backbones: list[str] = Field(default_factory=lambda: ["inception_resnet_v2", "cnn4", "resnet50"])
     table3_heads: list[str] = Field(default_factory=lambda: ["lstm", "mlp", "frame-mlp"])
+    table2_overrides: dict[str, dict[str, Any]] = Field(
+        default_factory=lambda: {"inception_resnet_v2": {"hinge": False}},
+        description="per-backbone changes to the extractor section for Table 2 (hinge: false = the paper's "
+        "pretrained baseline, not hinge-trained; weights: a local file; input_size)",
+    )
+    table2_repeats: int | None = Field(
+        None, ge=0, description="compute Table 2 on the first N repetitions only (None: on every repetition)"
+    )
+
+
+class SynthConfig(_Section):
+    """The built-in synthetic benchmark (SPEC §6), generated into the experiment's output folder."""
+
+    videos: int = Field(48, ge=2)
+    frames: int = Field(64, ge=2, description="frames per video")
+    width: int = Field(320, ge=32)
+    height: int = Field(240, ge=32)
+    fps: float = Field(25.0, gt=0)
+    track: Literal["temporal", "spatial", "both"] = "temporal"
+    jitter: float = Field(1.0, ge=0.0, description="scales the fakes' per-frame jitter (smaller is harder)")
+    seed: int | None = Field(None, description="None: the top-level seed")
 
 
 class DataConfig(_Section):
     root: Path | None = None
+    synth: SynthConfig | None = Field(
+        None, description="generate the built-in synthetic dataset instead of reading root"
+    )
     layout: str = "dfdc"
     clips_dir: Path | None = None
 
@@ -170,6 +200,12 @@ def _resolve_paths(raw: dict[str, Any], base: Path) -> None:
         if isinstance(node, dict) and isinstance(node.get(key), str):
             path = Path(node[key]).expanduser()
             node[key] = str(path if path.is_absolute() else (base / path).resolve())
+    overrides = (raw.get("experiment") or {}).get("table2_overrides")
+    if isinstance(overrides, dict):
+        for entry in overrides.values():
+            if isinstance(entry, dict) and isinstance(entry.get("weights"), str):
+                path = Path(entry["weights"]).expanduser()
+                entry["weights"] = str(path if path.is_absolute() else (base / path).resolve())
 
 
 def config_from_dict(raw: dict[str, Any], overrides: list[str] | None = None) -> Config:

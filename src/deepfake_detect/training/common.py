@@ -1,0 +1,260 @@
+"""Pieces shared by the extractor and detector training runs (SPEC §2 'Training').
+
+One place builds the Lightning ``Trainer``: precision (bf16 autocast on CPUs that support it),
+a checkpoint every epoch (``checkpoints/last.ckpt``, plus the best validation epoch when a metric is
+monitored), CSV + TensorBoard logs in ``out_dir``, progress bars, and DDP (gloo on CPU) for multi-process
+runs under Lightning's own launcher, ``torchrun`` or SLURM. Also: per-epoch loss history kept inside the
+checkpoints (so a resumed run has the whole curve), weight digests and atomic safetensors exports.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import math
+import os
+import tempfile
+import warnings
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import pandas as pd
+import torch
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint
+from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+from safetensors.torch import save_file
+from torch import nn
+
+logger = logging.getLogger(__name__)
+
+CHECKPOINT_DIR = "checkpoints"
+LAST_CHECKPOINT = "last.ckpt"
+HISTORY_COLUMNS = ["epoch", "train_loss", "val_loss"]
+
+# Lightning advice that does not apply to these small CPU runs (loader workers, logging interval).
+_QUIET_WARNINGS = (
+    r".*does not have many workers.*",
+    r".*The number of training batches .* is smaller than the logging interval.*",
+    r".*Checkpoint directory .* exists and is not empty.*",
+    r".*Experiment logs directory .* exists and is not empty.*",
+    r".*isinstance\(treespec, LeafSpec\)` is deprecated.*",
+    r".*You defined a `validation_step` but have no `val_dataloader`.*",  # no validation rows given
+)
+
+
+class HistoryCallback(Callback):
+    """Records ``train_loss`` and ``val_loss`` after every epoch; its state is saved in each checkpoint."""
+
+    def __init__(self) -> None:
+        self.rows: list[dict[str, float]] = []
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        metrics = trainer.callback_metrics
+        row = {"epoch": float(trainer.current_epoch + 1)}
+        for name in HISTORY_COLUMNS[1:]:
+            value = metrics.get(name)
+            row[name] = float(value) if value is not None else math.nan
+        self.rows.append(row)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"rows": [dict(r) for r in self.rows]}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.rows = [dict(r) for r in state_dict.get("rows", [])]
+
+    def frame(self) -> pd.DataFrame:
+        return history_frame(self.rows)
+
+
+def history_frame(rows: list[dict[str, float]] | None = None) -> pd.DataFrame:
+    """A history table with columns epoch (int), train_loss, val_loss (NaN where not measured)."""
+    frame = pd.DataFrame(rows or [], columns=HISTORY_COLUMNS)
+    return frame.astype({"epoch": "int64", "train_loss": "float64", "val_loss": "float64"})
+
+
+def uses_cpu(accelerator: str) -> bool:
+    """True when ``accelerator`` resolves to the CPU (``auto`` without a visible GPU)."""
+    if accelerator == "cpu":
+        return True
+    return accelerator == "auto" and not torch.cuda.is_available()
+
+
+def resolve_precision(requested: str, accelerator: str) -> str:
+    """The Lightning precision to use: bf16 autocast on CPU only where the CPU has native bf16 kernels."""
+    if not uses_cpu(accelerator):
+        return requested
+    if requested == "16-mixed":
+        logger.warning("float16 autocast is not available on CPU; using bf16-mixed instead")
+        requested = "bf16-mixed"
+    if requested == "bf16-mixed" and not torch.ops.mkldnn._is_mkldnn_bf16_supported():
+        logger.warning("this CPU has no native bfloat16 support; training in float32")
+        return "32"
+    return requested
+
+
+def _strategy(devices: int, num_nodes: int, accelerator: str) -> Any:
+    if devices * num_nodes <= 1:
+        return "auto"
+    from lightning.pytorch.strategies import DDPStrategy
+
+    # gloo is the collective backend that works between CPU processes; GPUs keep Lightning's default (nccl).
+    return DDPStrategy(process_group_backend="gloo" if uses_cpu(accelerator) else None)
+
+
+def _checkpoint_callback(out_dir: Path, monitor: str | None) -> ModelCheckpoint:
+    return ModelCheckpoint(
+        dirpath=out_dir / CHECKPOINT_DIR,
+        filename="best-epoch{epoch:03d}",  # Lightning's 0-based epoch index
+        auto_insert_metric_name=False,
+        monitor=monitor,
+        mode="min",
+        save_top_k=1 if monitor else 0,
+        save_last=True,
+        every_n_epochs=1,
+    )
+
+
+def build_trainer(
+    out_dir: Path,
+    *,
+    max_epochs: int,
+    devices: int = 1,
+    num_nodes: int = 1,
+    accelerator: str = "auto",
+    precision: str = "32",
+    progress: bool = True,
+    monitor: str | None = None,
+) -> tuple[L.Trainer, ModelCheckpoint, HistoryCallback]:
+    """A Trainer writing checkpoints, logs and history into ``out_dir``.
+
+    ``checkpoints/last.ckpt`` is rewritten after every epoch (what ``resume`` continues from); with a
+    ``monitor`` metric the best epoch's checkpoint is kept too (``checkpoints/best-epochNNN.ckpt``).
+    """
+    history = HistoryCallback()
+    checkpoint = _checkpoint_callback(out_dir, monitor)
+    callbacks: list[Callback] = [history, checkpoint]
+    if progress:
+        from lightning.pytorch.callbacks import RichProgressBar
+
+        callbacks.append(RichProgressBar(leave=True))
+    trainer = L.Trainer(
+        default_root_dir=out_dir,
+        max_epochs=max_epochs,
+        devices=devices,
+        num_nodes=num_nodes,
+        accelerator=accelerator,
+        strategy=_strategy(devices, num_nodes, accelerator),
+        precision=resolve_precision(precision, accelerator),  # type: ignore[arg-type]
+        logger=[
+            CSVLogger(save_dir=out_dir, name="logs"),
+            TensorBoardLogger(save_dir=out_dir, name="tensorboard", default_hp_metric=False),
+        ],
+        callbacks=callbacks,
+        enable_progress_bar=progress,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        log_every_n_steps=1,
+    )
+    return trainer, checkpoint, history
+
+
+def last_checkpoint(out_dir: Path) -> Path | None:
+    """``out_dir/checkpoints/last.ckpt`` if a previous run wrote it."""
+    path = out_dir / CHECKPOINT_DIR / LAST_CHECKPOINT
+    return path if path.is_file() else None
+
+
+def resume_path(out_dir: Path, resume: bool) -> Path | None:
+    """The checkpoint to continue from (None: start from scratch, with a warning when asked to resume)."""
+    path = last_checkpoint(out_dir)
+    if not resume:
+        if path is not None:
+            logger.warning(
+                "starting over in %s: its checkpoints will be replaced (resume continues)", out_dir
+            )
+        return None
+    if path is None:
+        logger.warning("--resume: no checkpoint in %s yet; starting from scratch", out_dir / CHECKPOINT_DIR)
+    else:
+        logger.info("resuming from %s", path)
+    return path
+
+
+def fit(
+    trainer: L.Trainer, module: L.LightningModule, train: Any, val: Any | None, *, ckpt_path: Path | None
+) -> None:
+    """``trainer.fit`` with Lightning's inapplicable advice silenced (locally, not process-wide).
+
+    Checkpoints are read with ``weights_only=True``: everything this package puts into its own
+    Lightning checkpoints (tensors, numbers, strings, plain lists and dicts) loads without unpickling
+    arbitrary objects. Only checkpoints that this program wrote into ``out_dir`` are ever resumed from.
+    """
+    with warnings.catch_warnings():
+        for pattern in _QUIET_WARNINGS:
+            warnings.filterwarnings("ignore", message=pattern)
+        try:
+            trainer.fit(module, train, val, ckpt_path=ckpt_path, weights_only=True)
+        except RuntimeError as exc:
+            if ckpt_path is None or "state_dict" not in str(exc):
+                raise
+            raise ValueError(
+                f"cannot resume from {ckpt_path}: it holds another model (backbone, sizes or head changed?)"
+            ) from exc
+
+
+def load_checkpoint_weights(module: L.LightningModule, path: Path) -> None:
+    """Load the model weights of one of our own checkpoints (weights_only: no arbitrary unpickling)."""
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    module.load_state_dict(state["state_dict"])
+
+
+def state_digest(module: nn.Module, extra: Mapping[str, Any] | None = None) -> str:
+    """A short, stable hash of a module's tensors (names, dtypes, shapes, bytes) and ``extra`` facts."""
+    digest = hashlib.sha256(json.dumps(dict(extra or {}), sort_keys=True, default=str).encode())
+    for name, tensor in sorted(module.state_dict().items()):
+        data = tensor.detach().cpu().contiguous().reshape(-1)
+        digest.update(f"{name}|{data.dtype}|{tuple(tensor.shape)}".encode())
+        digest.update(data.view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
+def atomic_write(target: Path, write: Callable[[Path], object]) -> Path:
+    """Call ``write(tmp)`` on a temp file beside ``target``, then rename it over ``target``."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        write(tmp)
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return target
+
+
+def save_safetensors(module: nn.Module, target: Path) -> Path:
+    """Export a module's state dict as safetensors (dense CPU tensors, standard layout), atomically."""
+    tensors = {k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
+    return atomic_write(target, lambda tmp: save_file(tensors, str(tmp), metadata={"format": "pt"}))
+
+
+def write_json(target: Path, payload: Mapping[str, Any]) -> Path:
+    text = json.dumps(dict(payload), indent=2, sort_keys=True, default=str) + "\n"
+    return atomic_write(target, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+
+
+@contextlib.contextmanager
+def rich_progress(enabled: bool, description: str, total: int) -> Iterator[Callable[[int], None]]:
+    """A transient rich progress bar; yields ``advance(n)`` (a no-op when disabled)."""
+    if not enabled or total <= 0:
+        yield lambda n: None
+        return
+    from rich.progress import Progress
+
+    with Progress(transient=True) as bar:
+        task = bar.add_task(description, total=total)
+        yield lambda n: bar.advance(task, n)

@@ -1,0 +1,158 @@
+"""Embed every frame of the store's clips with a (trained) extractor, cached on disk (SPEC §3 'Stores').
+
+Cache layout: ``cache_dir/<digest>/<clip_key with '/' -> '__'>.npy``, one float16 (T, D) array per clip,
+written atomically (temp file + rename). ``digest`` identifies the extractor's weights, so a retrained
+extractor never reads stale embeddings; a clip already cached under the digest is read, not recomputed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from deepfake_detect.data.store import ClipStore, clip_key
+from deepfake_detect.models import FeatureExtractor
+from deepfake_detect.training.common import rich_progress
+
+logger = logging.getLogger(__name__)
+
+
+def cache_file(cache_dir: Path, digest: str, key: str) -> Path:
+    """Where the embeddings of clip ``key`` made by extractor ``digest`` are cached."""
+    return Path(cache_dir) / digest / (key.replace("/", "__") + ".npy")
+
+
+def _load_cached(path: Path, n_frames: int, dim: int) -> np.ndarray | None:
+    """The cached array when it exists and has the expected dtype and shape (else None: recompute)."""
+    if not path.is_file():
+        return None
+    try:
+        array = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        logger.warning("unreadable cache file %s (%s); recomputing", path, exc)
+        return None
+    if array.dtype != np.float16 or array.shape != (n_frames, dim):
+        logger.warning(
+            "cache file %s is %s %s, expected float16 %s; recomputing",
+            path,
+            array.dtype,
+            array.shape,
+            (n_frames, dim),
+        )
+        return None
+    return array
+
+
+def _save_atomic(path: Path, array: np.ndarray) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            np.save(handle, array, allow_pickle=False)
+        os.replace(tmp_name, path)
+    finally:
+        Path(tmp_name).unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def _inference_layout(extractor: FeatureExtractor, channels_last: bool) -> Iterator[None]:
+    """Eval mode (and channels-last weights) for the duration; the module's mode and layout are restored."""
+    was_training = extractor.training
+    extractor.eval()
+    if channels_last:
+        extractor.to(memory_format=torch.channels_last)
+    try:
+        yield
+    finally:
+        if channels_last:
+            extractor.to(memory_format=torch.contiguous_format)
+        extractor.train(was_training)
+
+
+def embed_frames(
+    extractor: FeatureExtractor,
+    frames: np.ndarray,
+    *,
+    batch_size: int = 64,
+    precision: str = "32",
+    channels_last: bool = False,
+) -> np.ndarray:
+    """uint8 (T, H, W, 3) crops -> float16 (T, D) embeddings, ``batch_size`` frames per forward pass.
+
+    ``precision="bf16-mixed"`` runs the forward pass under bfloat16 autocast (values are returned as float16).
+    """
+    device = next(extractor.parameters()).device
+    outputs = []
+    with torch.inference_mode():
+        for start in range(0, len(frames), batch_size):
+            chunk = torch.from_numpy(np.ascontiguousarray(frames[start : start + batch_size])).to(device)
+            x = extractor.prepare(chunk)  # (N, 3, S, S)
+            if channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            with torch.autocast(
+                device_type=device.type, dtype=torch.bfloat16, enabled=precision == "bf16-mixed"
+            ):
+                emb = extractor(x)  # (N, D)
+            outputs.append(emb.float().cpu())
+    return torch.cat(outputs).numpy().astype(np.float16)  # (T, D)
+
+
+def _read_cache(
+    records: list[dict[str, Any]], cache_dir: Path, digest: str, dim: int
+) -> tuple[dict[str, np.ndarray], list[dict[str, Any]]]:
+    """(clip_key -> cached array, rows still to embed)."""
+    found: dict[str, np.ndarray] = {}
+    todo = []
+    for row in records:
+        key = clip_key(row)
+        cached = _load_cached(cache_file(cache_dir, digest, key), int(row["n_frames"]), dim)
+        if cached is None:
+            todo.append(row)
+        else:
+            found[key] = cached
+    return found, todo
+
+
+def embed_clips(
+    extractor: FeatureExtractor,
+    store: ClipStore,
+    rows: pd.DataFrame,
+    cache_dir: Path,
+    *,
+    digest: str,
+    batch_size: int = 64,
+    precision: str = "32",
+    progress: bool = True,
+    channels_last: bool = True,
+) -> dict[str, np.ndarray]:
+    """clip_key -> float16 (T, D) embeddings of every clip in ``rows`` (computed once, then read from cache).
+
+    The extractor runs on the device its parameters are on, in eval mode (its mode is restored after).
+    """
+    if not digest or "/" in digest:
+        raise ValueError(f"digest must be a non-empty name without '/', got {digest!r}")
+    records = rows.to_dict("records")
+    result, todo = _read_cache(records, cache_dir, digest, extractor.embed_dim)
+    logger.info("embeddings: %d clip(s) cached, %d to compute", len(result), len(todo))
+    with (
+        _inference_layout(extractor, channels_last),
+        rich_progress(progress, "embedding", len(todo)) as advance,
+    ):
+        for row in todo:
+            frames = store.read_clip(row)  # (T, H, W, 3) uint8
+            array = embed_frames(
+                extractor, frames, batch_size=batch_size, precision=precision, channels_last=channels_last
+            )
+            _save_atomic(cache_file(cache_dir, digest, clip_key(row)), array)
+            result[clip_key(row)] = array
+            advance(1)
+    return {clip_key(row): result[clip_key(row)] for row in records}
