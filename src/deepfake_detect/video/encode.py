@@ -55,6 +55,9 @@ def write_video(
                 container.mux(packet)
         if count == 0:
             raise ValueError("no frames to write")
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp_name, 0o666 & ~umask)  # mkstemp creates 0600; give the file ordinary permissions
         os.replace(tmp_name, path)
     finally:
         if os.path.exists(tmp_name):
