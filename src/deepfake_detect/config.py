@@ -62,6 +62,9 @@ class PreprocessConfig(_Section):
     max_frames: int | None = Field(
         None, ge=1, description="stop decoding a video after this many kept frames"
     )
+    threads_per_worker: int = Field(
+        1, ge=1, description="torch/OpenCV threads in each worker: more workers beat more threads"
+    )
 
 
 class ExtractorConfig(_Section):

@@ -1,0 +1,36 @@
+"""Entry point: one typer app; each command lives in its own module of this package."""
+
+from __future__ import annotations
+
+import importlib
+
+import typer
+
+app = typer.Typer(
+    name="deepfake-detect",
+    help="Detect deepfake videos: face clips, a hinge-trained extractor and a temporal LSTM.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+# Modules that register commands on ``app`` when imported (kept in the order of the help text).
+COMMAND_MODULES: tuple[str, ...] = ("synth", "preprocess", "train", "experiment", "detect", "export", "serve")
+
+
+def _load_commands() -> None:
+    for name in COMMAND_MODULES:
+        importlib.import_module(f"deepfake_detect.cli.{name}")
+
+
+def main() -> None:
+    """Console-script entry point."""
+    _load_commands()
+    app()
+
+
+if __name__ == "__main__":  # ``python -m deepfake_detect.cli.app``
+    # Commands register on the importable module's ``app``, not on this ``__main__`` copy.
+    from deepfake_detect.cli.app import main as _main
+
+    _main()
