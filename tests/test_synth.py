@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -272,8 +271,10 @@ def test_cli_writes_a_dataset_and_reports_user_errors(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_twenty_default_videos_take_well_under_a_minute(tmp_path: Path) -> None:
-    start = time.perf_counter()
-    records = generate_dataset(tmp_path, videos=20, seed=0)
-    elapsed = time.perf_counter() - start
-    assert len(records) == 20 and elapsed < 60.0, elapsed
+def test_default_videos_leave_room_for_the_papers_100_frame_clips(tmp_path: Path) -> None:
+    """The issue's must-show run uses the defaults: every video must hold a 100-frame clip."""
+    records = generate_dataset(tmp_path, videos=4, seed=0)
+    assert len(records) == 4
+    for record in records:
+        with av.open(str(record.path)) as container:
+            assert sum(1 for _ in container.decode(video=0)) == 150

@@ -53,7 +53,7 @@ def synth_command(
     seed: Annotated[int, typer.Option(help="Random seed; the same seed gives the same dataset.")] = 0,
     track: Annotated[TrackChoice, typer.Option(help="What tells a fake apart.")] = TrackChoice.temporal,
     size: Annotated[str, typer.Option(metavar="WxH", help="Base frame size (even).")] = "320x240",
-    frames: Annotated[int, typer.Option(min=2, help="Frames per video.")] = 48,
+    frames: Annotated[int, typer.Option(min=2, help="Frames per video (room for 100-frame clips).")] = 150,
     fps: Annotated[float, typer.Option(help="Frame rate.")] = 25.0,
     jitter: Annotated[
         float, typer.Option(min=0.0, help="Per-frame jitter of fakes (difficulty: smaller is harder).")

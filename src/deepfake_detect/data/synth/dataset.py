@@ -217,7 +217,7 @@ def generate_dataset(
     seed: int = 0,
     track: Track = "temporal",
     size: tuple[int, int] = (320, 240),
-    frames: int = 48,
+    frames: int = 150,
     fps: float = 25.0,
     progress: Callable[[int], None] | None = None,
     *,
