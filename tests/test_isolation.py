@@ -228,3 +228,41 @@ def test_run_isolated(tmp_path: Path) -> None:
     with pytest.raises(IsolationError) as timed_out:
         run_isolated(sleep_then_pid, 30.0, timeout_s=0.5)
     assert timed_out.value.failure.kind == "timeout"
+
+
+def test_worker_leaves_when_its_parent_is_killed(tmp_path: Path) -> None:
+    """SIGKILL on the parent cannot run close(): the worker must notice and exit by itself."""
+    import subprocess
+    import sys
+
+    pid_file = tmp_path / "worker.pid"
+    script = (
+        "import os, sys, time\n"
+        "from deepfake_detect.isolation import IsolatedPool\n"
+        "from tests.test_isolation import write_pid_then_sleep\n"
+        "with IsolatedPool(1) as pool:\n"
+        f"    for _ in pool.imap_unordered(write_pid_then_sleep, [{str(pid_file)!r}]):\n"
+        "        pass\n"
+    )
+    root = Path(__file__).resolve().parent.parent
+    parent = subprocess.Popen([sys.executable, "-c", script], cwd=root)
+    try:
+        deadline = time.monotonic() + 120
+        while not pid_file.exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert pid_file.exists(), "the worker never started"
+        worker = int(pid_file.read_text())
+        parent.kill()
+        parent.wait(timeout=10)
+        deadline = time.monotonic() + 10
+        while not _gone(worker) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert _gone(worker), "the worker outlived its killed parent"
+    finally:
+        parent.kill()
+
+
+def write_pid_then_sleep(path: str) -> int:
+    Path(path).write_text(str(os.getpid()))
+    time.sleep(60)
+    return 0

@@ -9,6 +9,7 @@ import logging
 import math
 import multiprocessing
 import operator
+import os
 import pickle
 import queue
 import signal
@@ -58,6 +59,7 @@ def _describe(exc: BaseException) -> str:
 def _worker_main(conn: Connection, init: Callable[..., None] | None, init_args: tuple[Any, ...]) -> None:
     """Body of a worker: initialise, then answer (task_id, pickled (fn, item)) messages until None."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's business; it closes the pool
+    _exit_with_parent(os.getppid())
     try:
         if init is not None:
             init(*init_args)
@@ -78,6 +80,17 @@ def _worker_main(conn: Connection, init: Callable[..., None] | None, init_args: 
         if message is None:
             return
         reply, fatal = _run_task(conn, *message)
+
+
+def _exit_with_parent(parent: int, interval_s: float = 0.2) -> None:
+    """A SIGKILLed parent cannot close the pool: leave at once instead of finishing a task unseen."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(interval_s)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="parent-watchdog", daemon=True).start()
 
 
 def _run_task(conn: Connection, task_id: int, payload: bytes) -> tuple[tuple[Any, ...], bool]:

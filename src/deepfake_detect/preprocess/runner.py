@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 import os
 import sys
-import threading
 import time
 import zlib
 from collections.abc import Callable, Sequence
@@ -140,22 +139,10 @@ def _limit_threads(threads: int) -> None:
         sys.modules["cv2"].setNumThreads(threads)
 
 
-def _exit_with_parent(parent: int, interval_s: float = 0.2) -> None:
-    """Leave as soon as the main process is gone (e.g. SIGKILLed) instead of finishing a video unseen."""
-
-    def watch() -> None:
-        while os.getppid() == parent:
-            time.sleep(interval_s)
-        os._exit(1)
-
-    threading.Thread(target=watch, name="parent-watchdog", daemon=True).start()
-
-
 def _init_worker(config_data: dict[str, Any]) -> None:
     """Pool initializer: build the config and load the face detector once per worker process."""
     from deepfake_detect.faces import create_face_detector
 
-    _exit_with_parent(os.getppid())
     config = Config.model_validate(config_data)
     _limit_threads(config.preprocess.threads_per_worker)
     detector = create_face_detector(config.faces)
