@@ -65,6 +65,8 @@ class MTCNNDetector:
         model = self._load()
         small, fx, fy = downscale(image, self.detect_max_side)
         model.min_face_size = max(_MTCNN_MIN_WINDOW, round(self.min_face_size / max(fx, fy)))
+        if min(small.shape[:2]) < model.min_face_size:  # no face fits; MTCNN itself would raise here
+            return []
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             boxes, probs = model.detect(np.ascontiguousarray(small))

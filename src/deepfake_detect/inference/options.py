@@ -1,0 +1,129 @@
+"""How the detector reads a video: :class:`DetectOptions` (user choices, None = the model's own setting)
+and :class:`Settings`, the options resolved against a model's ``config.json``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from deepfake_detect.config import FaceConfig
+from deepfake_detect.evaluation.aggregation import AGGREGATIONS
+from deepfake_detect.faces import FACE_DETECTORS
+from deepfake_detect.models.io import ModelDirConfig
+
+PRECISIONS = ("auto", "bf16", "32")
+DEFAULT_MAX_PIXELS = 3840 * 2160
+
+
+@dataclass
+class DetectOptions:
+    """Options of :class:`~deepfake_detect.inference.Detector`; ``None`` means "what the model says".
+
+    - ``threshold``: P(fake) at or above which a video is labelled fake (model's, usually 0.5).
+    - ``frame_stride``: keep every k-th decoded frame (model's ``clips.frame_stride``); lowered for a
+      short video so that it still yields ``min_clip_len`` frames (:func:`video.choose_stride`).
+    - ``max_frames``: stop after this many kept frames (None: the whole video).
+    - ``detect_max_side``, ``min_face_size``, ``face_detector``: face detection (model's ``faces``);
+      ``detect_threads``: torch threads while detecting faces (1; None: unchanged), see pipeline.
+    - ``batch_size``: crops per embedding forward pass. ``precision``: "auto" (bf16 autocast where the
+      CPU/GPU supports it, else fp32), "bf16" or "32"; the sequence head always runs in fp32.
+      ``channels_last``: NHWC weights and inputs for the extractor.
+    - ``keep_similarity`` / ``keep_thumbnails`` / ``keep_embeddings``: what each face result carries.
+    - ``aggregation``: rule of ``evaluation.aggregation`` from window to video probability (model's
+      ``extra["aggregation"]``, else "mean").
+    - ``timeline_window`` / ``timeline_hop``: frames per timeline point (model's ``min_clip_len``) and
+      the step between points (window // 2).
+    - ``max_pixels`` / ``max_duration_s``: larger frames or longer videos are ``too_large``.
+    """
+
+    threshold: float | None = None
+    frame_stride: int | None = None
+    max_frames: int | None = 300
+    detect_max_side: int | None = None
+    min_face_size: int | None = None
+    batch_size: int = 32
+    precision: str = "auto"
+    channels_last: bool = True
+    keep_similarity: bool = True
+    keep_thumbnails: bool = True
+    aggregation: str | None = None
+    timeline_window: int | None = None
+    timeline_hop: int | None = None
+    max_pixels: int | None = DEFAULT_MAX_PIXELS
+    max_duration_s: float | None = None
+    face_detector: str | None = None
+    detect_threads: int | None = 1
+    keep_embeddings: bool = False
+    similarity_frames: int = 64
+    thumbnails_per_face: int = 6
+    thumbnail_size: int = 96
+
+    def validate(self) -> None:
+        """Raise ValueError naming the first option that cannot be used."""
+        if self.threshold is not None and not 0.0 < self.threshold < 1.0:
+            raise ValueError(f"threshold must lie strictly between 0 and 1, got {self.threshold}")
+        for name in (
+            "frame_stride",
+            "max_frames",
+            "timeline_window",
+            "timeline_hop",
+            "max_pixels",
+            "detect_threads",
+        ):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ValueError(f"{name} must be >= 1 (or None), got {value}")
+        for name in ("batch_size", "similarity_frames", "thumbnails_per_face", "thumbnail_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.max_duration_s is not None and not self.max_duration_s > 0:
+            raise ValueError(f"max_duration_s must be > 0 (or None), got {self.max_duration_s}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+        if self.aggregation is not None:
+            AGGREGATIONS.get(self.aggregation)  # UnknownNameError lists the known rules
+        if self.face_detector is not None:
+            FACE_DETECTORS.get(self.face_detector)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Options resolved against one model: every value concrete."""
+
+    threshold: float
+    frame_stride: int
+    clip_len: int
+    min_clip_len: int
+    aggregation: str
+    timeline_window: int
+    timeline_hop: int
+    faces: FaceConfig
+    options: DetectOptions
+
+
+def resolve(options: DetectOptions, config: ModelDirConfig) -> Settings:
+    """Fill every ``None`` of ``options`` from the model's config (validating both)."""
+    options.validate()
+    clips = config.clip_config()
+    faces = config.face_config()
+    updates = {
+        "detector": options.face_detector,
+        "detect_max_side": options.detect_max_side,
+        "min_face_size": options.min_face_size,
+    }
+    faces = FaceConfig.model_validate(
+        {**faces.model_dump(), **{k: v for k, v in updates.items() if v is not None}}
+    )
+    aggregation = options.aggregation or str(config.extra.get("aggregation", "mean"))
+    AGGREGATIONS.get(aggregation)
+    window = options.timeline_window or clips.min_clip_len
+    return Settings(
+        threshold=options.threshold if options.threshold is not None else config.threshold,
+        frame_stride=options.frame_stride or clips.frame_stride,
+        clip_len=clips.clip_len,
+        min_clip_len=clips.min_clip_len,
+        aggregation=aggregation,
+        timeline_window=window,
+        timeline_hop=options.timeline_hop or max(1, window // 2),
+        faces=faces,
+        options=options,
+    )

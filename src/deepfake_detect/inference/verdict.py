@@ -1,0 +1,136 @@
+"""From the embedded face tracks of one video to its :class:`VideoResult` (statuses, scores, timelines).
+
+Track probability = mean of its scoring-window probabilities; video probability = the aggregation rule
+(``evaluation.aggregation``) over all scoring windows of all tracks, with their track ids. A video with
+no track at all is ``no_face``; one whose tracks have no run of ``min_clip_len`` frames is ``too_short``.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+
+from deepfake_detect.evaluation.aggregation import aggregate
+from deepfake_detect.inference.engine import Engine
+from deepfake_detect.inference.options import Settings
+from deepfake_detect.inference.results import FaceResult, TimelinePoint, VideoResult
+from deepfake_detect.inference.scoring import (
+    longest_run,
+    score_spans,
+    scoring_windows,
+    similarity_matrix,
+    timeline_windows,
+)
+from deepfake_detect.types import VideoStatus
+
+
+class _Timer(Protocol):
+    def add(self, stage: str, seconds: float) -> None: ...
+
+
+@dataclass(frozen=True)
+class TrackData:
+    """One face track after embedding: sorted frame indices (N,), timestamps (N,), float32 (N, D)."""
+
+    track_id: int
+    frame_indices: np.ndarray
+    timestamps: np.ndarray
+    embeddings: np.ndarray
+    thumbnails: list[bytes]
+
+
+def build_result(
+    path: str,
+    tracks: list[TrackData],
+    engine: Engine,
+    settings: Settings,
+    stride: int,
+    timer: _Timer,
+    info: dict[str, Any],
+) -> VideoResult:
+    """Score every track that has a usable window and aggregate them into the video's verdict."""
+    info = {**info, "tracks_seen": len(tracks)}
+    if not tracks:
+        return VideoResult.failed(path, VideoStatus.NO_FACE, _no_face_message(info), info=info)
+    faces, window_probs, window_tracks = [], [], []
+    start = time.perf_counter()
+    for track in tracks:
+        scored = _score_track(track, engine, settings, stride)
+        if scored is not None:
+            face, probs = scored
+            faces.append(face)
+            window_probs += probs.tolist()
+            window_tracks += [track.track_id] * len(probs)
+    timer.add("head", time.perf_counter() - start)
+    info["tracks_scored"] = len(faces)
+    if not faces:
+        message = _too_short_message(tracks, stride, settings.min_clip_len)
+        return VideoResult.failed(path, VideoStatus.TOO_SHORT, message, info=info)
+    probability = aggregate(settings.aggregation, np.asarray(window_probs), np.asarray(window_tracks))
+    return VideoResult(
+        path=path,
+        status=VideoStatus.OK,
+        fake_probability=probability,
+        label="fake" if probability >= settings.threshold else "real",
+        faces=faces,
+        info=info,
+        threshold=settings.threshold,
+    )
+
+
+def _score_track(
+    track: TrackData, engine: Engine, settings: Settings, stride: int
+) -> tuple[FaceResult, np.ndarray] | None:
+    """(face result, scoring-window probabilities), or None when the track has no scoring window."""
+    indices = track.frame_indices.tolist()
+    spans = scoring_windows(indices, stride, settings.clip_len, settings.min_clip_len)
+    if not spans:
+        return None
+    timeline = timeline_windows(
+        indices, stride, settings.timeline_window, settings.timeline_hop, settings.min_clip_len
+    )
+    probs = score_spans(engine, track.embeddings, spans + timeline)  # one batched pass for both
+    window_probs, timeline_probs = probs[: len(spans)], probs[len(spans) :]
+    times = track.timestamps
+    options = settings.options
+    face = FaceResult(
+        track_id=track.track_id,
+        n_frames=len(indices),
+        first_frame=int(indices[0]),
+        last_frame=int(indices[-1]),
+        start_s=float(times[0]),
+        end_s=float(times[-1]),
+        fake_probability=float(np.mean(window_probs)),
+        timeline=[
+            TimelinePoint(float(times[a]), float(times[b - 1]), float(p))
+            for (a, b), p in zip(timeline, timeline_probs, strict=True)
+        ],
+        thumbnail_jpeg=track.thumbnails[0] if track.thumbnails else None,
+        n_windows=len(spans),
+        thumbnails=list(track.thumbnails),
+    )
+    if options.keep_similarity:
+        positions, sim = similarity_matrix(track.embeddings, options.similarity_frames)
+        face.similarity = np.round(sim, 4).tolist()
+        face.similarity_frames = [int(indices[p]) for p in positions]
+    if options.keep_embeddings:
+        face.embeddings, face.frame_indices = track.embeddings, track.frame_indices
+    return face, window_probs
+
+
+def _no_face_message(info: dict[str, Any]) -> str:
+    frames, stride = info.get("frames_used", 0), info.get("stride", 1)
+    every = "every frame" if stride == 1 else f"every {stride}th frame"
+    return f"no face was found in the {frames} frames examined ({every})"
+
+
+def _too_short_message(tracks: list[TrackData], stride: int, min_clip_len: int) -> str:
+    longest = max(longest_run(t.frame_indices.tolist(), stride) for t in tracks)
+    return (
+        f"{len(tracks)} face track(s) found, but none was seen in {min_clip_len} frames at a constant "
+        f"interval of {stride} (longest run: {longest} frames): the video is too short or its faces are "
+        "missed too often to score"
+    )
