@@ -88,6 +88,7 @@ class ExtractorConfig(_Section):
     def _precision_as_text(cls, value: object) -> object:
         # ``--set extractor.precision=32`` arrives as the YAML integer 32
         return str(value) if isinstance(value, int) else value
+
     channels_last: bool = True
     num_workers: int = Field(0, ge=0)
 
