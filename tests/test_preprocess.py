@@ -266,6 +266,9 @@ def test_cli_runs_reports_and_rejects_bad_input(tmp_path: Path, astronaut_rgb: n
     assert bad.exit_code == 2 and "clips.clip_len" in bad.output
     bad = _run_cli(root, tmp_path / "o4", "--layout", "nosuch")
     assert bad.exit_code == 1 and "nosuch" in bad.output
+    # layout options reach the layout (folder has none, so any option is refused by name)
+    bad = _run_cli(root, tmp_path / "o5", "--layout", "folder", "--set", "data.layout_options.compression=c40")
+    assert bad.exit_code == 1 and "compression" in bad.output
     assert not isinstance(bad.exception, Exception) or isinstance(bad.exception, SystemExit)
 
 

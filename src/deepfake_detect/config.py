@@ -150,6 +150,10 @@ class DataConfig(_Section):
         None, description="generate the built-in synthetic dataset instead of reading root"
     )
     layout: str = "dfdc"
+    layout_options: dict[str, Any] = Field(
+        default_factory=dict,
+        description="layout options, e.g. ffpp: {compression: c40, methods: [Deepfakes]}; csv: {csv: x.csv}",
+    )
     clips_dir: Path | None = None
 
 

@@ -124,7 +124,7 @@ def preprocess_command(
     with user_errors(PreprocessError):
         shard_pair = parse_shard(shard) if shard is not None else None
     with user_errors(DatasetError):
-        listing = load_dataset(cfg.data.layout, root)
+        listing = load_dataset(cfg.data.layout, root, **cfg.data.layout_options)
     console.print(
         f"{len(listing.records)} videos in {root} (layout {cfg.data.layout})"
         + (f", {len(listing.missing)} listed but missing" if listing.missing else ""),
