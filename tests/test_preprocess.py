@@ -13,12 +13,10 @@ from fractions import Fraction
 from pathlib import Path
 
 import av
-import click
 import numpy as np
 import pandas as pd
 import pytest
 import torch
-import typer
 from PIL import Image
 from typer.testing import CliRunner, Result
 
@@ -249,8 +247,7 @@ def _run_cli(*args: str | Path) -> Result:
     from deepfake_detect.cli.app import app
 
     argv = [str(a) for a in args]
-    if isinstance(typer.main.get_command(app), click.Group):  # a lone command is not a group in typer
-        argv.insert(0, "preprocess")
+    argv.insert(0, "preprocess")  # the app is always a command group
     return CliRunner().invoke(app, argv)
 
 
@@ -267,7 +264,9 @@ def test_cli_runs_reports_and_rejects_bad_input(tmp_path: Path, astronaut_rgb: n
     bad = _run_cli(root, tmp_path / "o4", "--layout", "nosuch")
     assert bad.exit_code == 1 and "nosuch" in bad.output
     # layout options reach the layout (folder has none, so any option is refused by name)
-    bad = _run_cli(root, tmp_path / "o5", "--layout", "folder", "--set", "data.layout_options.compression=c40")
+    bad = _run_cli(
+        root, tmp_path / "o5", "--layout", "folder", "--set", "data.layout_options.compression=c40"
+    )
     assert bad.exit_code == 1 and "compression" in bad.output
     assert not isinstance(bad.exception, Exception) or isinstance(bad.exception, SystemExit)
 

@@ -14,6 +14,14 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
+
+@app.callback()
+def _root() -> None:
+    """Detect deepfake videos: face clips, a hinge-trained extractor and a temporal LSTM."""
+    # A callback keeps ``app`` a command group however many command modules are imported,
+    # so ``deepfake-detect NAME ...`` parses the same in tests that import one command only.
+
+
 # Modules that register commands on ``app`` when imported (kept in the order of the help text).
 COMMAND_MODULES: tuple[str, ...] = ("synth", "preprocess", "train", "experiment", "detect", "export", "serve")
 
