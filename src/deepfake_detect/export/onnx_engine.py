@@ -16,10 +16,10 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from pydantic import ValidationError
 
 from deepfake_detect.export.onnx_export import ONNX_SECTION, OnnxSection, make_session, sha256_file
+from deepfake_detect.models.extractor import prepare_frames as torch_prepare_frames
 from deepfake_detect.models.io import CONFIG_FILE, ModelDirConfig, ModelDirError
 
 logger = logging.getLogger(__name__)
@@ -76,20 +76,8 @@ def prepare_frames(
     mean: tuple[float, float, float],
     std: tuple[float, float, float],
 ) -> np.ndarray:
-    """uint8 RGB (N, H, W, 3) -> contiguous float32 (N, 3, S, S): the same operations as
-    ``FeatureExtractor.prepare`` (antialiased bilinear resize, then per-channel normalisation)."""
-    x = torch.from_numpy(np.ascontiguousarray(frames)) if isinstance(frames, np.ndarray) else frames
-    if x.dtype != torch.uint8:
-        raise TypeError(f"expected uint8 frames, got {x.dtype}")
-    if x.ndim != 4 or x.shape[-1] != 3 or x.shape[0] == 0:
-        raise ValueError(f"expected frames shaped (N, H, W, 3) with N >= 1, got {tuple(x.shape)}")
-    images = x.permute(0, 3, 1, 2).float()  # (N, 3, H, W)
-    if images.shape[-2:] != (input_size, input_size):
-        size = (input_size, input_size)
-        images = F.interpolate(images, size=size, mode="bilinear", antialias=True, align_corners=False)
-    mean_t = torch.tensor(mean).view(1, 3, 1, 1) * 255.0
-    std_t = torch.tensor(std).view(1, 3, 1, 1) * 255.0
-    out: np.ndarray = ((images - mean_t) / std_t).contiguous().numpy()  # (N, 3, S, S)
+    """uint8 RGB (N, H, W, 3) -> contiguous float32 (N, 3, S, S), by ``FeatureExtractor``'s own code."""
+    out: np.ndarray = torch_prepare_frames(frames, input_size, mean, std).contiguous().numpy()
     return out
 
 

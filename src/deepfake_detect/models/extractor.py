@@ -12,6 +12,30 @@ from torch import nn
 from deepfake_detect.models.backbones import create_backbone
 
 
+def prepare_frames(
+    frames: torch.Tensor | np.ndarray,
+    input_size: int,
+    mean: tuple[float, float, float],
+    std: tuple[float, float, float],
+) -> torch.Tensor:
+    """uint8 RGB (N, H, W, 3) -> normalised float (N, 3, S, S): antialiased bilinear resize to
+    ``input_size``, then ((x / 255) - mean) / std. The one implementation both engines use."""
+    if isinstance(frames, np.ndarray):
+        frames = torch.from_numpy(np.ascontiguousarray(frames))
+    if frames.dtype != torch.uint8:
+        raise TypeError(f"prepare expects uint8 frames, got {frames.dtype}")
+    if frames.ndim != 4 or frames.shape[-1] != 3 or frames.shape[0] == 0:
+        shape = tuple(frames.shape)
+        raise ValueError(f"prepare expects frames shaped (N, H, W, 3) with N >= 1, got {shape}")
+    x = frames.permute(0, 3, 1, 2).float()  # (N, 3, H, W), channels-last strides
+    if x.shape[-2:] != (input_size, input_size):
+        size = (input_size, input_size)
+        x = F.interpolate(x, size=size, mode="bilinear", antialias=True, align_corners=False)
+    mean_t = torch.tensor(mean, device=x.device).view(1, 3, 1, 1) * 255.0
+    std_t = torch.tensor(std, device=x.device).view(1, 3, 1, 1) * 255.0
+    return (x - mean_t) / std_t  # (N, 3, S, S)
+
+
 class FeatureExtractor(nn.Module):
     """Backbone features -> linear -> ``embed_dim`` per frame (the paper's 512-d frame vectors).
 
@@ -57,17 +81,4 @@ class FeatureExtractor(nn.Module):
         divide by ``std``. The result stays on the input's device and keeps the channels-last memory
         layout of the input (``(N, H, W, 3)`` permuted), which channels_last models consume without a copy.
         """
-        if isinstance(frames, np.ndarray):
-            frames = torch.from_numpy(np.ascontiguousarray(frames))
-        if frames.dtype != torch.uint8:
-            raise TypeError(f"prepare expects uint8 frames, got {frames.dtype}")
-        if frames.ndim != 4 or frames.shape[-1] != 3 or frames.shape[0] == 0:
-            shape = tuple(frames.shape)
-            raise ValueError(f"prepare expects frames shaped (N, H, W, 3) with N >= 1, got {shape}")
-        x = frames.permute(0, 3, 1, 2).float()  # (N, 3, H, W), channels-last strides
-        size = self.input_size
-        if x.shape[-2:] != (size, size):
-            x = F.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
-        mean = torch.tensor(self.mean, device=x.device).view(1, 3, 1, 1) * 255.0
-        std = torch.tensor(self.std, device=x.device).view(1, 3, 1, 1) * 255.0
-        return (x - mean) / std  # (N, 3, S, S) == ((x / 255) - mean) / std
+        return prepare_frames(frames, self.input_size, self.mean, self.std)

@@ -100,8 +100,9 @@ class LoadedModel:
     config: ModelDirConfig
 
 
-def _atomic_write(target: Path, write: Callable[[Path], None]) -> None:
-    """Write through a temporary file in the same folder, then rename over ``target``."""
+def atomic_write(target: Path, write: Callable[[Path], object]) -> Path:
+    """Call ``write(tmp)`` on a temp file beside ``target``, then rename it over ``target``."""
+    target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
     os.close(fd)
     tmp = Path(tmp_name)
@@ -110,6 +111,7 @@ def _atomic_write(target: Path, write: Callable[[Path], None]) -> None:
         os.replace(tmp, target)
     finally:
         tmp.unlink(missing_ok=True)
+    return target
 
 
 def _write_text(target: Path, text: str) -> None:
@@ -118,7 +120,7 @@ def _write_text(target: Path, text: str) -> None:
 
 def _save_module(module: nn.Module, target: Path) -> None:
     tensors = {k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}  # dense, CPU
-    _atomic_write(target, lambda tmp: save_file(tensors, str(tmp), metadata={"format": "pt"}))
+    atomic_write(target, lambda tmp: save_file(tensors, str(tmp), metadata={"format": "pt"}))
 
 
 def save_model_dir(
@@ -160,7 +162,7 @@ def save_model_dir(
     path.mkdir(parents=True, exist_ok=True)
     _save_module(extractor, path / EXTRACTOR_FILE)
     _save_module(head, path / HEAD_FILE)
-    _atomic_write(path / CONFIG_FILE, lambda tmp: _write_text(tmp, text))
+    atomic_write(path / CONFIG_FILE, lambda tmp: _write_text(tmp, text))
     logger.info("saved model (%s + %s) to %s", config.backbone, config.head, path)
     return path
 
