@@ -1,0 +1,234 @@
+"""Clip- and video-level evaluation: metrics.json, predictions tables, ROC and score-histogram PNGs.
+
+A *clip predictions* table has one row per clip with the columns of :data:`PREDICTION_COLUMNS`
+(``label`` 1 fake / 0 real, ``fake_probability`` in [0, 1]). Video-level predictions aggregate each video's
+clip probabilities with a rule of the :data:`~deepfake_detect.evaluation.aggregation.AGGREGATIONS` registry
+(default ``mean``). Metrics come from :func:`deepfake_detect.evaluation.metrics.summarize`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from deepfake_detect.data.store import ClipStore, clip_key
+from deepfake_detect.evaluation.aggregation import aggregate
+from deepfake_detect.evaluation.metrics import summarize
+from deepfake_detect.evaluation.plots import roc_figure, score_histogram
+from deepfake_detect.models.io import load_model_dir
+from deepfake_detect.training import embed_clips, extractor_digest, predict_clips
+
+logger = logging.getLogger(__name__)
+
+PREDICTION_COLUMNS = ["clip_key", "video_id", "source_id", "track", "clip_index", "label", "fake_probability"]
+VIDEO_COLUMNS = ["video_id", "label", "n_clips", "fake_probability"]
+
+
+class EvaluationError(ValueError):
+    """Predictions that cannot be evaluated (missing columns, unlabelled rows, probabilities out of range)."""
+
+
+@dataclass
+class EvaluationResult:
+    """Metrics at clip and video level and the files written (name -> path)."""
+
+    clip: dict[str, float]
+    video: dict[str, float]
+    aggregation: str
+    paths: dict[str, Path] = field(default_factory=dict)
+
+
+def clip_predictions(rows: pd.DataFrame, probabilities: np.ndarray) -> pd.DataFrame:
+    """Attach fake probabilities (in row order) to manifest rows -> a clip predictions table."""
+    probabilities = np.asarray(probabilities, dtype=float).reshape(-1)
+    if len(probabilities) != len(rows):
+        raise EvaluationError(f"{len(probabilities)} probabilities for {len(rows)} clips")
+    table = pd.DataFrame({col: rows[col].to_numpy() for col in PREDICTION_COLUMNS[:-1] if col in rows})
+    if "source_id" not in table:
+        table["source_id"] = table["video_id"]
+    table["fake_probability"] = probabilities
+    return table[[c for c in PREDICTION_COLUMNS if c in table.columns]]
+
+
+def check_predictions(table: pd.DataFrame) -> None:
+    """Raise :class:`EvaluationError` unless ``table`` is a labelled clip predictions table."""
+    missing = {"video_id", "label", "fake_probability"} - set(table.columns)
+    if missing:
+        raise EvaluationError(f"predictions lack column(s) {sorted(missing)}")
+    if table.empty:
+        raise EvaluationError("no predictions to evaluate")
+    if not table["label"].isin([0, 1]).all():
+        raise EvaluationError("every evaluated clip needs a label 0 (real) or 1 (fake)")
+    probs = table["fake_probability"].to_numpy(dtype=float)
+    if not np.all(np.isfinite(probs)) or probs.min() < 0.0 or probs.max() > 1.0:
+        raise EvaluationError("fake_probability must be finite and within [0, 1]")
+
+
+def video_predictions(table: pd.DataFrame, aggregation: str = "mean") -> pd.DataFrame:
+    """One row per video: its label and the aggregated fake probability of its clips."""
+    check_predictions(table)
+    rows: list[dict[str, Any]] = []
+    for video_id, group in table.groupby("video_id", sort=True):
+        labels = group["label"].unique()
+        if len(labels) != 1:
+            raise EvaluationError(f"video {video_id} has clips with different labels {sorted(labels)}")
+        tracks = group["track"].to_numpy() if "track" in group else None
+        prob = aggregate(aggregation, group["fake_probability"].to_numpy(dtype=float), tracks)
+        rows.append(
+            {"video_id": video_id, "label": int(labels[0]), "n_clips": len(group), "fake_probability": prob}
+        )
+    return pd.DataFrame(rows, columns=VIDEO_COLUMNS)
+
+
+def compute_metrics(table: pd.DataFrame, *, eps: float = 1e-15, threshold: float = 0.5) -> dict[str, float]:
+    """``metrics.summarize`` over a predictions table (clip or video level)."""
+    check_predictions(table)
+    y_true = table["label"].to_numpy(dtype=int)
+    y_prob = table["fake_probability"].to_numpy(dtype=float)
+    return {k: float(v) for k, v in summarize(y_true, y_prob, eps=eps, threshold=threshold).items()}
+
+
+def _json_safe(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    return value
+
+
+def write_json(path: Path, payload: dict[str, Any]) -> Path:
+    """Write JSON atomically (NaN/inf become null)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(_json_safe(payload), indent=2, sort_keys=False) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+    return path
+
+
+def write_csv(path: Path, table: pd.DataFrame) -> Path:
+    """Write a CSV atomically."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    table.to_csv(tmp, index=False)
+    os.replace(tmp, path)
+    return path
+
+
+def evaluate_predictions(
+    table: pd.DataFrame,
+    out_dir: Path,
+    *,
+    eps: float = 1e-15,
+    threshold: float = 0.5,
+    aggregation: str = "mean",
+    title: str = "",
+    plots: bool = True,
+) -> EvaluationResult:
+    """Evaluate a clip predictions table and write every artefact into ``out_dir``.
+
+    Files: ``metrics.json`` (clip and video metrics, settings), ``predictions.csv`` (clip level),
+    ``video_predictions.csv``, ``roc.png`` (clip and video curves), ``score_histogram.png`` (clip level);
+    the two PNGs only when ``plots``.
+    """
+    out_dir = Path(out_dir)
+    videos = video_predictions(table, aggregation)
+    clip_metrics = compute_metrics(table, eps=eps, threshold=threshold)
+    video_metrics = compute_metrics(videos, eps=eps, threshold=threshold)
+    payload = {
+        "clip": clip_metrics,
+        "video": video_metrics,
+        "aggregation": aggregation,
+        "eps": eps,
+        "threshold": threshold,
+    }
+    paths = {
+        "metrics": write_json(out_dir / "metrics.json", payload),
+        "predictions": write_csv(out_dir / "predictions.csv", table),
+        "video_predictions": write_csv(out_dir / "video_predictions.csv", videos),
+    }
+    if plots:
+        _write_plots(table, videos, out_dir, paths, threshold=threshold, aggregation=aggregation, title=title)
+    logger.info(
+        "evaluation written to %s (clip AUC %.3f, video AUC %.3f)",
+        out_dir,
+        clip_metrics.get("roc_auc", float("nan")),
+        video_metrics.get("roc_auc", float("nan")),
+    )
+    return EvaluationResult(clip_metrics, video_metrics, aggregation, paths)
+
+
+def _write_plots(
+    table: pd.DataFrame,
+    videos: pd.DataFrame,
+    out_dir: Path,
+    paths: dict[str, Path],
+    *,
+    threshold: float,
+    aggregation: str,
+    title: str,
+) -> None:
+    curves = {
+        "clips": (table["label"].to_numpy(int), table["fake_probability"].to_numpy(float)),
+        f"videos ({aggregation})": (
+            videos["label"].to_numpy(int),
+            videos["fake_probability"].to_numpy(float),
+        ),
+    }
+    prefix = f"{title}: " if title else ""
+    paths["roc"] = roc_figure(curves, out_dir / "roc.png", title=f"{prefix}ROC")
+    paths["score_histogram"] = score_histogram(
+        curves["clips"][0],
+        curves["clips"][1],
+        out_dir / "score_histogram.png",
+        threshold=threshold,
+        title=f"{prefix}clip fake probability by true class",
+    )
+
+
+def load_predictions(path: Path) -> pd.DataFrame:
+    """Read a clip predictions CSV (as written by :func:`evaluate_predictions`) and check it."""
+    path = Path(path)
+    if not path.is_file():
+        raise EvaluationError(f"predictions file not found: {path}")
+    table = pd.read_csv(path)
+    check_predictions(table)
+    return table
+
+
+def labelled_rows(store: ClipStore, split: str | None = None) -> pd.DataFrame:
+    """The store's ok clips with a label (optionally only manifest ``split`` == ``split``), with clip keys."""
+    rows = store.clips()
+    if split is not None:
+        rows = rows[rows["split"].astype(str).str.lower() == split.lower()]
+    rows = rows[rows["label"].isin([0, 1])].reset_index(drop=True)
+    if rows.empty:
+        where = f" with split {split!r}" if split else ""
+        raise EvaluationError(f"the clip store {store.root} holds no labelled clip{where}")
+    rows["clip_key"] = [clip_key(row) for row in rows.to_dict("records")]
+    return rows
+
+
+def predict_with_model(
+    model_dir: Path,
+    store: ClipStore,
+    rows: pd.DataFrame,
+    cache_dir: Path,
+    *,
+    batch_size: int = 64,
+    progress: bool = False,
+) -> pd.DataFrame:
+    """Clip predictions of a model directory on ``rows`` of ``store`` (embeddings cached in ``cache_dir``)."""
+    loaded = load_model_dir(model_dir)
+    digest = extractor_digest(loaded.extractor)
+    embeddings = embed_clips(
+        loaded.extractor, store, rows, cache_dir, digest=digest, batch_size=batch_size, progress=progress
+    )
+    return clip_predictions(rows, predict_clips(loaded.head, embeddings, rows))

@@ -1,0 +1,216 @@
+"""report.md from the report's JSON payload: tables 1-3, generated conclusions, figures, timings.
+
+Only the payload is read, so the markdown says nothing that report.json does not hold.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+CHANCE_MARGIN = 0.1  # |AUC - 0.5| below this is "near chance"
+CLEAR_WIN = 0.2  # an AUC difference at least this large is "clear"
+STRONG_DISPERSION = 0.75  # a no-head dispersion AUC at least this large counts as "separates"
+_METRICS = [
+    ("accuracy", "Accuracy"),
+    ("log_loss", "Log loss"),
+    ("roc_auc", "ROC AUC"),
+    ("average_precision", "AP"),
+    ("eer", "EER"),
+]
+
+
+def fmt(value: Any, digits: int = 3) -> str:
+    """A number for a table: ``n/a`` for None / NaN."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "n/a"
+    return f"{float(value):.{digits}f}"
+
+
+def pm(stat: dict[str, Any]) -> str:
+    """``mean ± std`` (just the mean when the std is not defined)."""
+    std = stat.get("std")
+    if std is None or (isinstance(std, float) and math.isnan(std)):
+        return fmt(stat.get("mean"))
+    return f"{fmt(stat.get('mean'))} ± {fmt(std)}"
+
+
+def _table1(t1: dict[str, Any]) -> list[str]:
+    n = len(t1["clip"]["accuracy"]["values"])
+    lines = [f"Extractor `{t1['extractor']}` + head `{t1['head']}`, {n} random test split(s).", ""]
+    for level in ("clip", "video"):
+        header = "| " + level + " level | Mean | Std | " + " | ".join(f"rep {i}" for i in range(n)) + " |"
+        lines += [header, "|" + "---|" * (n + 3)]
+        for key, name in _METRICS:
+            s = t1[level][key]
+            values = " | ".join(fmt(v) for v in s["values"])
+            lines.append(f"| {name} | {fmt(s['mean'])} | {fmt(s['std'])} | {values} |")
+        lines.append("")
+    return lines
+
+
+def _metric_header(first: list[str], last: list[str] | None = None) -> list[str]:
+    cols = [*first, *[name for _, name in _METRICS], *(last or [])]
+    return ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+
+
+def _table2(t2: dict[str, Any]) -> list[str]:
+    lines = [
+        f"Head `{t2['head']}`; clip level, mean ± std over the first {t2['repetitions']} repetition(s).",
+        "",
+    ]
+    lines += _metric_header(["Extractor", "Trained with hinge loss", "Initialisation"], ["Dispersion AUC"])
+    for row in t2["rows"]:
+        cells = [pm(row["clip"][key]) for key, _ in _METRICS] + [pm(row["dispersion_auc"])]
+        hinge = "yes" if row["hinge"] else "no"
+        lines.append(f"| {row['backbone']} | {hinge} | {row['initialisation']} | " + " | ".join(cells) + " |")
+    return [*lines, "", _DISPERSION_NOTE, ""]
+
+
+_DISPERSION_NOTE = (
+    "Dispersion AUC: ROC AUC of 1 - (mean cosine similarity between a test clip's frame embeddings), "
+    "the statistic the hinge loss trains, computed without any head."
+)
+
+
+def _table3(t3: dict[str, Any], dispersion: dict[str, Any]) -> list[str]:
+    lines = [f"Extractor `{t3['extractor']}`; mean ± std over {t3['repetitions']} repetition(s).", ""]
+    lines += _metric_header(["Head", "level"])
+    for row in t3["rows"]:
+        for level in ("clip", "video"):
+            cells = [pm(row[level][key]) for key, _ in _METRICS]
+            lines.append(f"| {row['head']} | {level} | " + " | ".join(cells) + " |")
+    lines.append(f"| no head: dispersion | clip | n/a | n/a | {pm(dispersion)} | n/a | n/a |")
+    return [*lines, "", _DISPERSION_NOTE, ""]
+
+
+def conclusions(payload: dict[str, Any]) -> list[str]:
+    """Sentences about the temporal heads, generated from Table 3's numbers."""
+    comp = payload["comparison"]
+    head = comp["head"]
+    rows = {row["head"]: row["clip"]["roc_auc"] for row in payload["table3"]["rows"]}
+    out = []
+    for other, c in comp["against"].items():
+        d = c["auc_difference"]
+        mean = d["mean"]
+        if mean is None or math.isnan(mean):
+            out.append(f"`{head}` vs `{other}`: ROC AUC not defined (a test set held one class).")
+            continue
+        if mean >= CLEAR_WIN and c["higher_in"] == c["repetitions"]:
+            verdict = f"clearly beats (by at least {CLEAR_WIN} on average, and in every repetition)"
+        elif mean > 0:
+            verdict = (
+                f"beats on average, but not clearly (difference below {CLEAR_WIN} or not in every repetition)"
+            )
+        else:
+            verdict = "does not beat"
+        out.append(
+            f"`{head}` {verdict} `{other}` on clip ROC AUC: {pm(rows[head])} vs {pm(rows[other])}, "
+            f"difference {pm(d)}, higher in {c['higher_in']} of {c['repetitions']} repetition(s)."
+        )
+    if "frame-mlp" in rows:
+        auc = rows["frame-mlp"]["mean"]
+        if auc is not None and not math.isnan(auc):
+            near = abs(auc - 0.5) < CHANCE_MARGIN
+            out.append(
+                f"`frame-mlp` (no relation between frames) reaches clip ROC AUC {fmt(auc)}: "
+                + (
+                    "near chance, so single frames do not give the label away."
+                    if near
+                    else f"more than {CHANCE_MARGIN} from chance, so single frames carry label information."
+                )
+            )
+    return out + _dispersion_sentences(payload, rows)
+
+
+def _dispersion_sentences(payload: dict[str, Any], rows: dict[str, dict[str, Any]]) -> list[str]:
+    """What the no-head dispersion statistic says about the heads (generated from the numbers)."""
+    comp = payload["comparison"]
+    disp, head = comp["dispersion_auc"]["mean"], comp["head"]
+    if disp is None or math.isnan(disp):
+        return []
+    extractor = payload["table3"]["extractor"]
+    if disp < STRONG_DISPERSION:
+        return [
+            f"The frames of `{extractor}` are not clearly separated by their dispersion (no-head ROC AUC "
+            f"{fmt(disp)} < {STRONG_DISPERSION}): the hinge training put little temporal evidence into the "
+            "spread of the embeddings, so the heads must find it themselves."
+        ]
+    out = [
+        f"The extractor `{extractor}` alone separates test clips by the dispersion of their frame embeddings "
+        f"(no head, ROC AUC {fmt(disp)}). For unit-length embeddings the squared length of their temporal "
+        "mean equals this mean cosine similarity, so an order-blind head over the mean could read it too"
+    ]
+    gap = comp["against"].get("mlp", {}).get("auc_difference", {}).get("mean")
+    if gap is None or math.isnan(gap):
+        out[0] += "."
+    elif gap < CLEAR_WIN:
+        out[0] += f"; this fits `mlp` coming within {CLEAR_WIN} of `{head}` here."
+    else:
+        out[0] += f"; here it does not: `mlp` trails `{head}` by {fmt(gap)}."
+    best = max(
+        (r["mean"] for r in rows.values() if r["mean"] is not None and not math.isnan(r["mean"])),
+        default=math.nan,
+    )
+    if not math.isnan(best) and best < disp - 0.05:
+        n_train = payload["splits"][0]["n_train"]
+        out.append(
+            f"Every head scores below this no-head statistic (best {fmt(best)}): trained on {n_train} clips, "
+            "the heads leave part of that evidence unused."
+        )
+    return out
+
+
+def _frames(bounds: list[int]) -> str:
+    low, high = bounds
+    return str(low) if low == high else f"{low}-{high}"
+
+
+def _settings(s: dict[str, Any]) -> list[str]:
+    return [
+        f"- Data: {s['data']}; {s['clips']} labelled clips of {s['videos']} videos, "
+        f"{_frames(s['frames_per_clip'])} frames per clip.",
+        f"- Protocol: {s['repeats']} repetition(s), test {s['test_clips']} clips, validation "
+        f"{s['val_clips']} clips, **split by {s['split_by']}**, seed {s['seed']}.",
+        f"- Main model: extractor `{s['main_extractor']}` + head `{s['main_head']}`; threshold "
+        f"{s['threshold']}, log loss eps {s['eps']:g}, video level = `{s['aggregation']}` of clip "
+        "probabilities.",
+        f"- Std: {s['std']}.",
+    ]
+
+
+def _splits(splits: list[dict[str, Any]]) -> list[str]:
+    lines = [
+        "| rep | train (fake) | val (fake) | test (fake) | test videos | test sources also in train/val |",
+        "|---|---|---|---|---|---|",
+    ]
+    for i, s in enumerate(splits):
+        lines.append(
+            f"| {i} | {s['n_train']} ({s['n_train_fake']}) | {s['n_val']} ({s['n_val_fake']}) | "
+            f"{s['n_test']} ({s['n_test_fake']}) | {s['n_test_videos']} | "
+            f"{s['test_sources_in_train_or_val']} |"
+        )
+    return [*lines, ""]
+
+
+def render_markdown(payload: dict[str, Any]) -> str:
+    """The whole report.md."""
+    lines = ["# Deepfake detection experiment", "", "## Settings", "", *_settings(payload["settings"]), ""]
+    lines += ["## Splits and leakage", "", *_splits(payload["splits"])]
+    lines += [f"- {line}" for line in payload["leakage"]] + [""]
+    lines += ["## Table 1: repeated random test splits", "", *_table1(payload["table1"])]
+    lines += ["## Table 2: feature extractors", "", *_table2(payload["table2"])]
+    lines += [
+        "## Table 3: temporal vs order-blind heads",
+        "",
+        *_table3(payload["table3"], payload["comparison"]["dispersion_auc"]),
+    ]
+    lines += ["## Conclusions (generated from the numbers above)", ""]
+    lines += [f"- {s}" for s in payload.get("conclusions") or conclusions(payload)] + [""]
+    lines += ["## Figures", ""] + [f"![{k}]({v})" for k, v in payload.get("figures", {}).items()] + [""]
+    model = payload["model"]
+    if model.get("dir"):
+        lines += ["## Final model", "", f"`{model['dir']}`: {model['trained_on']}.", ""]
+    lines += ["## Wall time (s)", "", "| stage | seconds |", "|---|---|"]
+    lines += [f"| {k} | {v:.1f} |" for k, v in payload["timings_s"].items()] + [""]
+    return "\n".join(lines)

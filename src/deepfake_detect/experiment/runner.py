@@ -1,0 +1,341 @@
+"""The paper's protocol as one run (SPEC §2 'Evaluation', 'Splits without leakage').
+
+For every repetition ``r`` of ``experiment.repeats``:
+
+1. split the labelled clips (:mod:`.splits`, ``split_by`` source or clip, stream ``(seed, r)``);
+2. for each extractor *variant* needed (the main ``extractor`` section always; the Table 2 backbones on the
+   first ``table2_repeats`` repetitions): train it with the hinge loss on the training clips (validation clips
+   only for the loss curves), or take it untrained / user-weighted when ``hinge`` is false;
+3. embed every labelled clip with it (cached per weights digest) and score the test clips' dispersion
+   without any head (:mod:`.diagnostics`);
+4. train each sequence head on the training clips' embeddings (Table 3 heads for the main variant, the main
+   head for the others; the validation clips choose each head's best epoch) and predict the test clips;
+5. evaluate at clip and video level.
+
+No trained part ever sees a test clip: each repetition retrains everything it uses. Table 1 is the main
+variant with the main head over the repetitions; Table 2 the variants with the main head; Table 3 the main
+variant with every head. The final model is repetition 0's main extractor and head (trained on its
+training split) and is written with :func:`models.io.save_model_dir` when ``model_dir`` is given.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import TypeVar
+
+import numpy as np
+import pandas as pd
+
+from deepfake_detect.config import Config, ExtractorConfig
+from deepfake_detect.data.store import ClipStore, clip_key
+from deepfake_detect.evaluation.evaluate import clip_predictions, evaluate_predictions, write_csv
+from deepfake_detect.experiment.diagnostics import dispersion_auc
+from deepfake_detect.experiment.splits import KEY_COLUMN, Split, make_splits
+from deepfake_detect.models import FeatureExtractor
+from deepfake_detect.models.io import save_model_dir
+from deepfake_detect.training import (
+    DetectorRun,
+    embed_clips,
+    predict_clips,
+    train_detector,
+    train_extractor,
+)
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+StageCallback = Callable[[str, int, int], None]
+"""Called with (stage description, stages completed, stages in total) before each stage and at the end."""
+
+
+class ExperimentError(ValueError):
+    """The experiment cannot run as configured (no labelled clips, unknown names...)."""
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One feature-extractor configuration (a Table 2 row; ``main`` is the configured extractor)."""
+
+    name: str
+    extractor: ExtractorConfig
+    main: bool
+
+    @property
+    def trained(self) -> bool:
+        return self.extractor.hinge and self.extractor.epochs > 0
+
+
+@dataclass
+class HeadResult:
+    """One (extractor variant, head) pair on one repetition's test clips."""
+
+    variant: str
+    head: str
+    clip: dict[str, float]
+    video: dict[str, float]
+    predictions: pd.DataFrame
+    history: pd.DataFrame
+
+
+@dataclass
+class RepetitionResult:
+    repeat: int
+    split: dict[str, int]
+    results: list[HeadResult] = field(default_factory=list)
+    extractor_histories: dict[str, pd.DataFrame] = field(default_factory=dict)
+    dispersion_auc: dict[str, float] = field(default_factory=dict)  # variant -> ROC AUC, no head trained
+
+    def get(self, variant: str, head: str) -> HeadResult | None:
+        return next((r for r in self.results if r.variant == variant and r.head == head), None)
+
+
+@dataclass
+class ExperimentResult:
+    config: Config
+    variants: list[Variant]
+    repetitions: list[RepetitionResult]
+    n_clips: int
+    n_videos: int
+    frames_per_clip: tuple[int, int]  # (min, max) over the labelled clips
+    datasets: list[str]
+    out_dir: Path
+    model_dir: Path | None
+    timings: dict[str, float]
+    table2_repeats: int
+
+
+def write_split(split: Split, path: Path) -> Path:
+    """The repetition's partition as a table: clip_key, video_id, source_id, label, side."""
+    columns = [KEY_COLUMN, "video_id", "source_id", "label"]
+    parts = [frame[columns].assign(side=side) for side, frame in split.sides().items()]
+    return write_csv(path, pd.concat(parts, ignore_index=True))
+
+
+def make_variants(config: Config) -> list[Variant]:
+    """The main extractor plus one variant per Table 2 backbone (one equal to the main one is shared)."""
+    main = Variant(config.extractor.backbone, config.extractor, main=True)
+    variants = [main]
+    for name in config.experiment.table2_backbones:
+        changes = {"backbone": name, **config.experiment.table2_overrides.get(name, {})}
+        try:
+            extractor = ExtractorConfig.model_validate({**config.extractor.model_dump(), **changes})
+        except ValueError as exc:
+            raise ExperimentError(f"experiment.table2_overrides[{name!r}]: {exc}") from None
+        if extractor == main.extractor or any(v.name == name for v in variants):
+            continue
+        variants.append(Variant(name, extractor, main=False))
+    return variants
+
+
+def labelled_clips(store: ClipStore) -> pd.DataFrame:
+    """The store's ok clips with a known label, with a ``clip_key`` column."""
+    rows = store.clips()
+    unknown = int((~rows["label"].isin([0, 1])).sum())
+    if unknown:
+        logger.warning("%d clip(s) without a label are left out of the experiment", unknown)
+    rows = rows[rows["label"].isin([0, 1])].reset_index(drop=True)
+    if rows.empty:
+        raise ExperimentError(f"the clip store {store.root} holds no labelled clip")
+    rows[KEY_COLUMN] = [clip_key(row) for row in rows.to_dict("records")]
+    return rows
+
+
+class _Clock:
+    """Stage bookkeeping: progress callback and accumulated wall time per stage kind."""
+
+    def __init__(self, total: int, callback: StageCallback | None) -> None:
+        self.total, self.done, self.callback = total, 0, callback
+        self.timings: dict[str, float] = defaultdict(float)
+
+    def run(self, kind: str, label: str, fn: Callable[[], T]) -> T:
+        if self.callback is not None:
+            self.callback(label, self.done, self.total)
+        logger.info("%s", label)
+        start = time.perf_counter()
+        value = fn()
+        self.timings[kind] += time.perf_counter() - start
+        self.done += 1
+        return value
+
+    def finish(self, label: str = "done") -> None:
+        if self.callback is not None:
+            self.callback(label, self.total, self.total)
+
+
+def _heads_for(variant: Variant, config: Config) -> list[str]:
+    if not variant.main:
+        return [config.detector.head]
+    heads = [config.detector.head]
+    heads += [h for h in config.experiment.table3_heads if h != config.detector.head]
+    return heads
+
+
+def _plan(config: Config, variants: list[Variant], table2_repeats: int) -> list[list[Variant]]:
+    return [[v for v in variants if v.main or r < table2_repeats] for r in range(config.experiment.repeats)]
+
+
+def _stage_count(config: Config, plan: list[list[Variant]]) -> int:
+    return 1 + sum(sum(2 + len(_heads_for(v, config)) for v in vs) for vs in plan)
+
+
+def _variant_config(config: Config, variant: Variant, repeat: int) -> Config:
+    """The config one variant trains with: its extractor section; seed + repeat for trained parts."""
+    updated = config.model_copy(deep=True)
+    updated.extractor = variant.extractor
+    # An untrained extractor keeps the base seed (same random weights, so embeddings are cached once).
+    updated.seed = config.seed + repeat if variant.trained else config.seed
+    return updated
+
+
+def _run_variant(ctx: _Context, variant: Variant, split: Split, rep: RepetitionResult, rep_dir: Path) -> None:
+    cfg = _variant_config(ctx.config, variant, split.repeat)
+    tag = f"rep {split.repeat + 1}/{ctx.config.experiment.repeats}"
+    vdir = rep_dir / re.sub(r"[^A-Za-z0-9._-]", "_", variant.name)  # "timm:x" -> "timm_x"
+    val = split.val if len(split.val) else None
+    action = "train extractor" if variant.trained else "load untrained extractor"
+    run = ctx.clock.run(
+        f"extractor:{variant.name}",
+        f"{tag}: {action} {variant.name}",
+        lambda: train_extractor(cfg, ctx.store, split.train, val, vdir / "extractor", progress=False),
+    )
+    rep.extractor_histories[variant.name] = run.history
+    embeddings = ctx.clock.run(
+        f"embed:{variant.name}",
+        f"{tag}: embed {len(ctx.rows)} clips with {variant.name}",
+        lambda: embed_clips(
+            run.extractor,
+            ctx.store,
+            ctx.rows,
+            ctx.out_dir / "cache" / "embeddings",
+            digest=run.digest,
+            progress=False,
+        ),
+    )
+    rep.dispersion_auc[variant.name] = dispersion_auc(embeddings, split.test)
+    for head in _heads_for(variant, ctx.config):
+        detector = ctx.clock.run(
+            f"head:{head}",
+            f"{tag}: train {head} on {variant.name} embeddings",
+            partial(
+                train_detector, cfg, embeddings, split.train, val, vdir / head, head=head, progress=False
+            ),
+        )
+        probs = predict_clips(detector.head, embeddings, split.test)
+        table = clip_predictions(split.test, probs)
+        is_main = variant.main and head == ctx.config.detector.head
+        ev = ctx.config.evaluation
+        evaluation = evaluate_predictions(
+            table,
+            vdir / head / "evaluation",
+            eps=ev.eps,
+            threshold=ev.threshold,
+            aggregation=ev.aggregation,
+            title=f"{variant.name} + {head}, repetition {split.repeat}",
+            plots=is_main,
+        )
+        rep.results.append(
+            HeadResult(variant.name, head, evaluation.clip, evaluation.video, table, detector.history)
+        )
+        if is_main and split.repeat == 0 and ctx.model_dir is not None:
+            _save_final_model(ctx, run.extractor, detector, split)
+
+
+def _save_final_model(
+    ctx: _Context, extractor: FeatureExtractor, detector: DetectorRun, split: Split
+) -> None:
+    cfg, model_dir = ctx.config, ctx.model_dir
+    if model_dir is None:
+        return
+    extra = {
+        "trained_on": f"repetition 0 training split ({len(split.train)} clips; "
+        f"validation {len(split.val)} clips for the loss curves and the head's best epoch)",
+        "split_by": cfg.experiment.split_by,
+        "experiment_dir": ctx.out_dir.name,
+    }
+    save_model_dir(
+        model_dir,
+        extractor,
+        detector.head,
+        head_name=detector.head_name,
+        head_kwargs=detector.head_kwargs,
+        threshold=cfg.detector.threshold,
+        faces=cfg.faces,
+        clips=cfg.clips,
+        extra=extra,
+    )
+    logger.info("final model written to %s", ctx.model_dir)
+
+
+@dataclass
+class _Context:
+    config: Config
+    store: ClipStore
+    rows: pd.DataFrame
+    out_dir: Path
+    model_dir: Path | None
+    clock: _Clock
+
+
+def run_experiment(
+    config: Config,
+    store: ClipStore,
+    out_dir: Path,
+    *,
+    model_dir: Path | None = None,
+    progress: StageCallback | None = None,
+) -> ExperimentResult:
+    """Run the protocol of the module docstring on ``store``'s labelled clips; artefacts in ``out_dir``."""
+    exp = config.experiment
+    rows = labelled_clips(store)
+    variants = make_variants(config)
+    table2_repeats = exp.repeats if exp.table2_repeats is None else min(exp.table2_repeats, exp.repeats)
+    plan = _plan(config, variants, table2_repeats)
+    clock = _Clock(_stage_count(config, plan), progress)
+    ctx = _Context(config, store, rows, Path(out_dir), model_dir, clock)
+    splits: list[Split] = clock.run(
+        "split",
+        f"split {len(rows)} clips by {exp.split_by} into {exp.repeats} repetitions",
+        lambda: make_splits(
+            rows,
+            repeats=exp.repeats,
+            test_clips=exp.test_clips,
+            val_clips=exp.val_clips,
+            split_by=exp.split_by,
+            seed=config.seed,
+        ),
+    )
+    repetitions = []
+    for split, planned in zip(splits, plan, strict=True):
+        rep = RepetitionResult(split.repeat, split.summary())
+        write_split(split, ctx.out_dir / f"rep{split.repeat}" / "split.csv")
+        for variant in planned:
+            _run_variant(ctx, variant, split, rep, ctx.out_dir / f"rep{split.repeat}")
+        repetitions.append(rep)
+    return ExperimentResult(
+        config=config,
+        variants=variants,
+        repetitions=repetitions,
+        n_clips=len(rows),
+        n_videos=int(rows["video_id"].nunique()),
+        frames_per_clip=(int(rows["n_frames"].min()), int(rows["n_frames"].max())),
+        datasets=sorted(str(d) for d in rows["dataset"].unique()),
+        out_dir=ctx.out_dir,
+        model_dir=model_dir,
+        timings=dict(clock.timings),
+        table2_repeats=table2_repeats,
+    )
+
+
+def metric_values(
+    result: ExperimentResult, variant: str, head: str, level: str, metric: str, repeats: int | None = None
+) -> np.ndarray:
+    """One metric of one (variant, head) over the (first ``repeats``) repetitions that computed it."""
+    reps = result.repetitions[:repeats]
+    return np.asarray([getattr(hr, level)[metric] for r in reps if (hr := r.get(variant, head))], dtype=float)
