@@ -1,0 +1,124 @@
+"""Benchmark 2: ``detect`` end to end vs the sum of its stages timed alone (target: at most 1.25).
+
+Same 1080p video with one face as benchmark 1 and the same model (ResNet-50 + LSTM 4 x 512), Detector
+defaults (300 frames = the whole 10 s). Stages alone, with the Detector's own components and settings:
+decode (``video.iter_frames`` only), detect (the face detector on each frame; decoding not timed), crop
+(``faces.crop_face`` + ``FaceTracker.update``), embed (all crops, ``batch_size`` at a time) and head
+(scoring and timeline windows of every track). End-to-end and stages are measured alternately,
+``repeats`` times each, and the fastest of each is used (the machine is shared).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from benchmarks import common, inputs
+from deepfake_detect.faces import FaceTracker, crop_face
+from deepfake_detect.inference import DetectOptions, Detector
+from deepfake_detect.inference.scoring import score_spans, scoring_windows, timeline_windows
+from deepfake_detect.video import choose_stride, iter_frames, probe
+
+TARGET = 1.25
+STAGES = ("decode", "detect", "crop", "embed", "head")
+
+
+def stages_alone(detector: Detector, video: Path) -> dict[str, float]:
+    """Seconds of each stage run by itself (same frames, same components, same settings)."""
+    settings, options = detector.settings, detector.options
+    faces = settings.faces
+    watches = {stage: common.Stopwatch() for stage in STAGES}
+    with watches["decode"]:
+        info = probe(video, max_pixels=options.max_pixels)
+        stride = choose_stride(info, settings.frame_stride, settings.min_clip_len)
+        count = sum(1 for _ in iter_frames(video, stride, options.max_frames, options.max_pixels))
+    tracker = FaceTracker(mse_threshold=faces.mse_threshold, compare_size=faces.compare_size)
+    crops: list[np.ndarray] = []
+    tracks: dict[int, list[int]] = {}  # track id -> frame indices
+    positions: dict[int, list[int]] = {}  # track id -> rows of its crops in ``crops``
+    for frame in iter_frames(video, stride, options.max_frames, options.max_pixels):
+        with watches["detect"]:
+            found = detector.face_detector.detect(frame.image)
+        with watches["crop"]:
+            these = [crop_face(frame.image, d.box, faces.crop_size, faces.margin) for d in found]
+            ids = tracker.update(frame.index, these)
+        for track_id, crop in zip(ids, these, strict=True):
+            tracks.setdefault(track_id, []).append(frame.index)
+            positions.setdefault(track_id, []).append(len(crops))
+            crops.append(crop)
+    embeddings = []
+    with watches["embed"]:
+        for start in range(0, len(crops), options.batch_size):
+            embeddings.append(detector.engine.embed(np.stack(crops[start : start + options.batch_size])))
+    all_embeddings = np.concatenate(embeddings) if embeddings else np.zeros((0, 1), np.float32)
+    with watches["head"]:
+        for track_id, indices in tracks.items():
+            spans = scoring_windows(indices, stride, settings.clip_len, settings.min_clip_len)
+            timeline = timeline_windows(
+                indices, stride, settings.timeline_window, settings.timeline_hop, settings.min_clip_len
+            )
+            if spans:
+                score_spans(detector.engine, all_embeddings[positions[track_id]], spans + timeline)
+    seconds = {stage: watch.seconds for stage, watch in watches.items()}
+    seconds["frames"] = float(count)
+    return seconds
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = common.parser(__doc__ or "")
+    p.add_argument("--repeats", type=int, default=2)
+    args = common.parse(p, argv)
+    common.set_threads(2)
+    start = common.machine()
+    if args.quick:
+        video = common.face_video(args.cache, 480, 270, 0.6)
+        model, options = inputs.model_dir(args.cache, inputs.QUICK_MODEL), DetectOptions()
+    else:
+        video = common.face_video(args.cache, 1920, 1080, 10.0)
+        model, options = inputs.model_dir(args.cache, inputs.ModelSpec()), DetectOptions()
+    detector = Detector.load(model, options=options)
+    detector.face_detector.detect(np.zeros((160, 160, 3), np.uint8))  # warm-up
+    detector.detect(common.face_video(args.cache, 480, 270, 0.6))  # first-call costs of every stage
+    ends, alones, timings = [], [], []
+    with common.quiet_logs():
+        for _ in range(max(1, args.repeats)):
+            result, seconds = common.timed(lambda: detector.detect(video))
+            ends.append(seconds)
+            timings.append(result.timings)
+            alones.append(stages_alone(detector, video))
+    best_end = min(ends)
+    best_alone = min(alones, key=lambda s: sum(s[k] for k in STAGES))
+    total_alone = sum(best_alone[k] for k in STAGES)
+    details = {
+        "end_to_end_s": [round(s, 2) for s in ends],
+        "stages_alone_s": {k: round(best_alone[k], 2) for k in STAGES},
+        "sum_alone_s": total_alone,
+        "detect_own_timings": {k: round(v, 2) for k, v in min(timings, key=lambda t: t["total"]).items()},
+        "frames": int(best_alone["frames"]),
+    }
+    ratio = common.Ratio(
+        "pipeline_overhead",
+        f"{video.stem}",
+        best_end / total_alone,
+        TARGET,
+        "at_most",
+        "detect end-to-end s / sum of stages alone s",
+        details,
+    )
+    notes = [f"best of {len(ends)} end-to-end runs and of {len(alones)} stage-alone runs (interleaved)."]
+    common.report(
+        "pipeline_overhead",
+        "detect end to end vs its stages alone",
+        [ratio],
+        notes,
+        record=args.record,
+        start_info=start,
+        results_path=args.results,
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,96 @@
+"""Benchmark 5: preprocessing throughput (videos/min) with 2 workers vs 1 (target: at least 1.7x).
+
+``preprocess_dataset`` with the demo settings (MTCNN at 320 px, 96-px JPEG crops, clips of 24 frames) on
+the built-in synthetic videos (320x240, 72 frames), into a fresh store each time. Two rates per run:
+end to end (``videos / elapsed``, worker start-up included, what a user sees) and steady state (videos
+finished after the first one, over the time from the first to the last finish).
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from benchmarks import common, inputs
+from deepfake_detect.preprocess import PreprocessProgress, preprocess_dataset
+from deepfake_detect.types import VideoRecord
+
+TARGET = 1.7
+
+
+def run(records: Sequence[VideoRecord], workers: int) -> dict[str, Any]:
+    finished: list[float] = []
+
+    def progress(state: PreprocessProgress) -> None:
+        if state.video_id is not None:
+            finished.append(time.perf_counter())
+
+    with tempfile.TemporaryDirectory() as out:
+        start = time.perf_counter()
+        with common.quiet_logs():
+            summary = preprocess_dataset(
+                records, Path(out), inputs.demo_config(), workers=workers, progress=progress
+            )
+        elapsed = time.perf_counter() - start
+    steady = (len(finished) - 1) / (finished[-1] - finished[0]) if len(finished) > 1 else float("nan")
+    return {
+        "videos": len(records),
+        "elapsed_s": elapsed,
+        "videos_per_min": 60.0 * len(records) / elapsed,
+        "steady_videos_per_min": 60.0 * steady,
+        "first_done_s": finished[0] - start if finished else float("nan"),
+        "clips": summary.clips,
+        "statuses": summary.status_counts,
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = common.parser(__doc__ or "")
+    p.add_argument("--videos", type=int, default=16)
+    args = common.parse(p, argv)
+    start = common.machine()
+    videos, frames = (2, 30) if args.quick else (args.videos, 72)
+    records = inputs.synth_records(args.cache, videos, frames)
+    one = run(records, workers=1)
+    two = run(records, workers=2)
+    details = {"1 worker": one, "2 workers": two}
+    ratios = [
+        common.Ratio(
+            "preprocess_scaling",
+            "end to end (worker start-up included)",
+            two["videos_per_min"] / one["videos_per_min"],
+            TARGET,
+            "at_least",
+            "videos/min with 2 workers / with 1",
+            details,
+        ),
+        common.Ratio(
+            "preprocess_scaling",
+            "steady state (after the first video)",
+            two["steady_videos_per_min"] / one["steady_videos_per_min"],
+            TARGET,
+            "at_least",
+            "videos/min with 2 workers / with 1",
+        ),
+    ]
+    notes = [
+        f"{videos} synthetic videos of {frames} frames (320x240 base size, some 0.8x / 1.25x); demo settings;"
+        " torch threads per worker = cores // workers (the runner's rule)."
+    ]
+    common.report(
+        "preprocess_scaling",
+        "preprocess throughput, 1 vs 2 workers",
+        ratios,
+        notes,
+        record=args.record,
+        start_info=start,
+        results_path=args.results,
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

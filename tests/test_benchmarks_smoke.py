@@ -1,0 +1,73 @@
+"""Smoke test of the CPU benchmarks: each runs with ``--quick`` on tiny inputs and prints its ratio line.
+
+No timing is asserted here (speed is measured by ``python -m benchmarks``, never by unit tests); the
+checks are that each benchmark runs end to end, prints a well-formed ``RATIO`` line, and, in quick mode,
+leaves RESULTS.md alone. Only the main benchmark runs in the fast suite; the others are slow-marked.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+RATIO_LINE = re.compile(
+    r"^RATIO (\w+)\[(.+)\] = (\S+) \(target (>=|<=) ([\d.]+): (met|missed by \d+%|not measured)\)"
+)
+
+
+@pytest.fixture(scope="module")
+def bench_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("bench-cache")
+
+
+def run_quick(name: str, cache: Path, tmp_path: Path) -> list[re.Match[str]]:
+    results = tmp_path / "RESULTS.md"
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "XDG_CACHE_HOME": str(tmp_path / "xdg")}
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            f"benchmarks.{name}",
+            "--quick",
+            "--cache",
+            str(cache),
+            "--results",
+            str(results),
+        ],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert not results.exists(), "quick mode must not append to RESULTS.md"
+    return [m for m in map(RATIO_LINE.match, done.stdout.splitlines()) if m]
+
+
+def test_detect_vs_naive_quick(bench_cache: Path, tmp_path: Path) -> None:
+    lines = run_quick("detect_vs_naive", bench_cache, tmp_path)
+    assert [m.group(1) for m in lines] == ["detect_vs_naive", "detect_vs_naive"]
+    speed, agreement = (float(m.group(3)) for m in lines)
+    assert math.isfinite(speed) and speed > 0
+    # both sides read the same weights and find the same face: probabilities must agree closely
+    assert agreement <= 0.02
+    assert lines[1].group(6) == "met"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "name", ["pipeline_overhead", "memory_vs_length", "train_throughput", "preprocess_scaling"]
+)
+def test_benchmark_quick(name: str, bench_cache: Path, tmp_path: Path) -> None:
+    lines = run_quick(name, bench_cache, tmp_path)
+    assert lines and all(m.group(1) == name for m in lines)
+    assert all(math.isfinite(float(m.group(3))) and float(m.group(3)) > 0 for m in lines)
