@@ -28,7 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from deepfake_detect import __version__
+from deepfake_detect._version import __version__
 from deepfake_detect.config import ClipConfig, FaceConfig
 from deepfake_detect.models.backbones import WeightsError, load_state_checked, load_weights, read_state_dict
 from deepfake_detect.models.extractor import FeatureExtractor
