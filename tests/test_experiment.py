@@ -303,6 +303,8 @@ def test_experiment_report_has_three_tables_with_numbers(tiny_experiment: Path) 
     assert [row["head"] for row in report["table3"]["rows"]] == ["lstm", "mlp", "frame-mlp"]
     for row in report["table3"]["rows"]:
         assert np.isfinite(row["clip"]["log_loss"]["mean"]) and 0 <= row["clip"]["accuracy"]["mean"] <= 1
+        assert len(row["single_frame"]["frame_auc"]["values"]) == 2
+    assert len(report["comparison"]["dispersion_auc"]["values"]) == 2
     markdown = (tiny_experiment / "report" / "report.md").read_text()
     for title in ("## Table 1", "## Table 2", "## Table 3", "split by source", "not trained"):
         assert title in markdown
@@ -423,3 +425,56 @@ def test_evaluate_command_scores_a_clip_store_with_a_model(tiny_experiment: Path
     assert len(predictions) == 24 and predictions["fake_probability"].between(0, 1).all()
     saved = json.loads((out / "metrics.json").read_text())
     assert saved["clip"]["n"] == 24 and saved["video"]["n"] == 12
+
+
+def _stat(values: list[float]) -> dict[str, object]:
+    from deepfake_detect.experiment.report import stats
+
+    return stats(np.asarray(values, dtype=float))
+
+
+def _payload(lstm: list[float], mlp: list[float], frame: list[float], frame_single: list[float]) -> dict:
+    rows = []
+    for head, aucs, single in (
+        ("lstm", lstm, [0.5] * len(lstm)),
+        ("mlp", mlp, [0.5] * len(mlp)),
+        ("frame-mlp", frame, frame_single),
+    ):
+        rows.append(
+            {
+                "head": head,
+                "clip": {"roc_auc": _stat(aucs)},
+                "single_frame": {
+                    "frame_auc": _stat(single),
+                    "spread_real": _stat([0.2] * len(aucs)),
+                    "spread_fake": _stat([0.1] * len(aucs)),
+                },
+            }
+        )
+    against = {}
+    for name, aucs in (("mlp", mlp), ("frame-mlp", frame)):
+        diff = np.asarray(lstm) - np.asarray(aucs)
+        against[name] = {
+            "auc_difference": _stat(list(diff)),
+            "higher_in": int((diff > 0).sum()),
+            "repetitions": len(diff),
+        }
+    return {
+        "comparison": {"head": "lstm", "against": against, "dispersion_auc": _stat([0.6] * len(lstm))},
+        "table3": {"extractor": "cnn4", "rows": rows},
+        "splits": [{"n_train": 100}],
+    }
+
+
+def test_conclusions_follow_the_numbers() -> None:
+    from deepfake_detect.experiment.report_text import conclusions
+
+    clear = conclusions(_payload([0.9, 0.85, 0.95], [0.6, 0.55, 0.6], [0.52, 0.48, 0.5], [0.5, 0.5, 0.5]))
+    assert "clearly beats" in clear[0] and "0.317" in clear[0] and "higher in 3 of 3" in clear[0]
+    assert "near chance" in clear[2] and "not clearly separated" in clear[3]
+    mixed = conclusions(_payload([0.7, 0.6, 0.9], [0.65, 0.7, 0.6], [0.75, 0.7, 0.8], [0.52, 0.49, 0.5]))
+    assert "beats on average, but not clearly" in mixed[0] and "higher in 2 of 3" in mixed[0]
+    assert "less than two standard errors" in mixed[0]
+    assert "averaging frame scores" in mixed[2] and "0.200" in mixed[2]  # real clips spread more than fakes
+    leak = conclusions(_payload([0.7, 0.7], [0.8, 0.9], [0.8, 0.85], [0.8, 0.8]))
+    assert "does not beat" in leak[0] and "single frames carry label information" in leak[2]

@@ -104,6 +104,11 @@ class DetectorConfig(_Section):
     lr: float = Field(1e-3, gt=0)
     batch_size: int = Field(32, ge=1)
     threshold: float = Field(0.5, gt=0.0, lt=1.0)
+    keep: Literal["best", "last"] = Field(
+        "best",
+        description="weights kept after training: the epoch with the lowest validation loss, or the last one "
+        "(the paper's fixed epoch count; steadier when the validation set is small)",
+    )
 
 
 class EvaluationConfig(_Section):

@@ -30,6 +30,7 @@ METRICS: list[tuple[str, str]] = [
     ("average_precision", "AP"),
     ("eer", "EER"),
 ]
+SINGLE_FRAME_KEYS = ("frame_auc", "spread_real", "spread_fake")
 
 
 def stats(values: np.ndarray) -> dict[str, Any]:
@@ -53,6 +54,12 @@ def initialisation(variant: Variant) -> str:
     if variant.trained:
         return f"{start}, trained with the hinge loss ({ext.epochs} epochs)"
     return f"{start}, not trained"
+
+
+def _single_frame(result: ExperimentResult, variant: str, head: str, key: str) -> np.ndarray:
+    """A single-frame diagnostic of one (variant, head) over the repetitions."""
+    values = [hr.single_frame.get(key, math.nan) for r in result.repetitions if (hr := r.get(variant, head))]
+    return np.asarray(values, dtype=float)
 
 
 def _dispersion(result: ExperimentResult, variant: str, repeats: int | None = None) -> np.ndarray:
@@ -94,10 +101,11 @@ def _comparison(result: ExperimentResult) -> dict[str, Any]:
 
 def _leakage(result: ExperimentResult) -> list[str]:
     exp = result.config.experiment
+    selection = " and the choice of each head's best epoch" if result.config.detector.keep == "best" else ""
     lines = [
-        "Each repetition retrains every extractor and head it uses on that repetition's training clips; the "
-        "validation clips serve only the loss curves and the choice of each head's best epoch, and no test "
-        "clip is seen by any trained part."
+        "Each repetition retrains every extractor and head it uses on that repetition's training clips; "
+        f"the validation clips serve only the loss curves{selection}, and no test clip is seen by any "
+        "trained part."
     ]
     shared = [rep.split["test_sources_in_train_or_val"] for rep in result.repetitions]
     if exp.split_by == "source":
@@ -137,7 +145,12 @@ def build_report(result: ExperimentResult, extra: dict[str, Any] | None = None) 
         if v.main or v.name in cfg.experiment.table2_backbones
     ]
     table3 = [
-        {"head": h, "clip": _block(result, main, h, "clip"), "video": _block(result, main, h, "video")}
+        {
+            "head": h,
+            "clip": _block(result, main, h, "clip"),
+            "video": _block(result, main, h, "video"),
+            "single_frame": {k: stats(_single_frame(result, main, h, k)) for k in SINGLE_FRAME_KEYS},
+        }
         for h in [head, *[x for x in cfg.experiment.table3_heads if x != head]]
     ]
     return {
@@ -172,7 +185,7 @@ def build_report(result: ExperimentResult, extra: dict[str, Any] | None = None) 
         "model": {
             "dir": str(result.model_dir) if result.model_dir else None,
             "trained_on": "repetition 0's main extractor and head, trained on that repetition's training "
-            "split (validation split for the head's best epoch; test clips never seen)",
+            "split (test clips never seen)",
         },
         "timings_s": {k: round(v, 2) for k, v in result.timings.items()},
         **(extra or {}),

@@ -73,15 +73,39 @@ _DISPERSION_NOTE = (
 )
 
 
+_SINGLE_FRAME_NOTE = (
+    "Single-frame AUC: the same trained head scoring every test frame alone (a sequence of one frame); "
+    "near 0.5 means no single frame gives the label away."
+)
+
+
 def _table3(t3: dict[str, Any], dispersion: dict[str, Any]) -> list[str]:
     lines = [f"Extractor `{t3['extractor']}`; mean ± std over {t3['repetitions']} repetition(s).", ""]
-    lines += _metric_header(["Head", "level"])
+    lines += _metric_header(["Head", "level"], ["Single-frame AUC"])
     for row in t3["rows"]:
         for level in ("clip", "video"):
             cells = [pm(row[level][key]) for key, _ in _METRICS]
-            lines.append(f"| {row['head']} | {level} | " + " | ".join(cells) + " |")
-    lines.append(f"| no head: dispersion | clip | n/a | n/a | {pm(dispersion)} | n/a | n/a |")
-    return [*lines, "", _DISPERSION_NOTE, ""]
+            frame = pm(row["single_frame"]["frame_auc"]) if level == "clip" else ""
+            lines.append(f"| {row['head']} | {level} | " + " | ".join(cells) + f" | {frame} |")
+    lines.append(f"| no head: dispersion | clip | n/a | n/a | {pm(dispersion)} | n/a | n/a | n/a |")
+    return [*lines, "", _DISPERSION_NOTE, _SINGLE_FRAME_NOTE, ""]
+
+
+def standard_error(stat: dict[str, Any]) -> float:
+    """std / sqrt(n) of a mean over repetitions (NaN when the std is not defined)."""
+    std, n = stat.get("std"), stat.get("n", 0)
+    if std is None or n < 2 or (isinstance(std, float) and math.isnan(std)):
+        return math.nan
+    return float(std) / math.sqrt(n)
+
+
+def _significance(stat: dict[str, Any], reference: float) -> str:
+    """' (standard error s: more/less than two standard errors from <reference>)' or ''."""
+    se = standard_error(stat)
+    if math.isnan(se):
+        return ""
+    side = "more" if abs(stat["mean"] - reference) > 2 * se else "less"
+    return f" (standard error {fmt(se)}: {side} than two standard errors from {reference:g})"
 
 
 def conclusions(payload: dict[str, Any]) -> list[str]:
@@ -106,21 +130,40 @@ def conclusions(payload: dict[str, Any]) -> list[str]:
             verdict = "does not beat"
         out.append(
             f"`{head}` {verdict} `{other}` on clip ROC AUC: {pm(rows[head])} vs {pm(rows[other])}, "
-            f"difference {pm(d)}, higher in {c['higher_in']} of {c['repetitions']} repetition(s)."
+            f"difference {pm(d)}, higher in {c['higher_in']} of {c['repetitions']} repetition(s)"
+            f"{_significance(d, 0.0)}."
         )
-    if "frame-mlp" in rows:
-        auc = rows["frame-mlp"]["mean"]
-        if auc is not None and not math.isnan(auc):
-            near = abs(auc - 0.5) < CHANCE_MARGIN
-            out.append(
-                f"`frame-mlp` (no relation between frames) reaches clip ROC AUC {fmt(auc)}: "
-                + (
-                    "near chance, so single frames do not give the label away."
-                    if near
-                    else f"more than {CHANCE_MARGIN} from chance, so single frames carry label information."
-                )
-            )
+    frame_row = next((r for r in payload["table3"]["rows"] if r["head"] == "frame-mlp"), None)
+    if frame_row is not None:
+        out += _frame_mlp_sentences(frame_row)
     return out + _dispersion_sentences(payload, rows)
+
+
+def _frame_mlp_sentences(row: dict[str, Any]) -> list[str]:
+    """frame-mlp: chance on clips, or above chance and why (single frames vs averaging), from the numbers."""
+    auc, single = row["clip"]["roc_auc"]["mean"], row["single_frame"]["frame_auc"]["mean"]
+    if auc is None or math.isnan(auc):
+        return []
+    clip_auc = row["clip"]["roc_auc"]
+    start = f"`frame-mlp` (no relation between frames) reaches clip ROC AUC {pm(clip_auc)}"
+    start += _significance(clip_auc, 0.5)
+    if abs(auc - 0.5) < CHANCE_MARGIN:
+        return [f"{start}: near chance, so single frames do not give the label away."]
+    if single is None or math.isnan(single) or abs(single - 0.5) >= CHANCE_MARGIN:
+        return [f"{start}, and {fmt(single)} on frames scored alone: single frames carry label information."]
+    spread = row["single_frame"]
+    real, fake = spread["spread_real"]["mean"], spread["spread_fake"]["mean"]
+    why = (
+        f" The clip means of the frame scores spread by {fmt(real)} (std) over real clips and {fmt(fake)} "
+        "over fake ones: a fake clip's frame scores average out while a real clip's stay alike, so averaging "
+        "over frames is itself an order-blind use of temporal evidence."
+        if real is not None and fake is not None and real > fake
+        else ""
+    )
+    return [
+        f"{start}, but only {fmt(single)} on frames scored alone: single frames do not give the label away, "
+        f"the clip-level score comes from averaging frame scores over the clip.{why}"
+    ]
 
 
 def _dispersion_sentences(payload: dict[str, Any], rows: dict[str, dict[str, Any]]) -> list[str]:

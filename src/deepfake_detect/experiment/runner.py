@@ -9,7 +9,8 @@ For every repetition ``r`` of ``experiment.repeats``:
 3. embed every labelled clip with it (cached per weights digest) and score the test clips' dispersion
    without any head (:mod:`.diagnostics`);
 4. train each sequence head on the training clips' embeddings (Table 3 heads for the main variant, the main
-   head for the others; the validation clips choose each head's best epoch) and predict the test clips;
+   head for the others; with ``detector.keep: best`` the validation clips choose each head's best epoch)
+   and predict the test clips;
 5. evaluate at clip and video level.
 
 No trained part ever sees a test clip: each repetition retrains everything it uses. Table 1 is the main
@@ -24,7 +25,7 @@ import logging
 import re
 import time
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -36,7 +37,7 @@ import pandas as pd
 from deepfake_detect.config import Config, ExtractorConfig
 from deepfake_detect.data.store import ClipStore, clip_key
 from deepfake_detect.evaluation.evaluate import clip_predictions, evaluate_predictions, write_csv
-from deepfake_detect.experiment.diagnostics import dispersion_auc
+from deepfake_detect.experiment.diagnostics import dispersion_auc, single_frame_summary
 from deepfake_detect.experiment.splits import KEY_COLUMN, Split, make_splits
 from deepfake_detect.models import FeatureExtractor
 from deepfake_detect.models.io import save_model_dir
@@ -82,6 +83,7 @@ class HeadResult:
     video: dict[str, float]
     predictions: pd.DataFrame
     history: pd.DataFrame
+    single_frame: dict[str, float] = field(default_factory=dict)  # see diagnostics.single_frame_summary
 
 
 @dataclass
@@ -112,8 +114,8 @@ class ExperimentResult:
 
 
 def write_split(split: Split, path: Path) -> Path:
-    """The repetition's partition as a table: clip_key, video_id, source_id, label, side."""
-    columns = [KEY_COLUMN, "video_id", "source_id", "label"]
+    """The repetition's partition: clip_key, video_id, source_id, track, clip_index, label, side."""
+    columns = [KEY_COLUMN, "video_id", "source_id", "track", "clip_index", "label"]
     parts = [frame[columns].assign(side=side) for side, frame in split.sides().items()]
     return write_csv(path, pd.concat(parts, ignore_index=True))
 
@@ -224,27 +226,48 @@ def _run_variant(ctx: _Context, variant: Variant, split: Split, rep: RepetitionR
             f"head:{head}",
             f"{tag}: train {head} on {variant.name} embeddings",
             partial(
-                train_detector, cfg, embeddings, split.train, val, vdir / head, head=head, progress=False
+                train_detector,
+                cfg,
+                embeddings,
+                split.train,
+                val,
+                vdir / head,
+                head=head,
+                progress=False,
+                keep=cfg.detector.keep,
             ),
         )
-        probs = predict_clips(detector.head, embeddings, split.test)
-        table = clip_predictions(split.test, probs)
         is_main = variant.main and head == ctx.config.detector.head
-        ev = ctx.config.evaluation
-        evaluation = evaluate_predictions(
-            table,
-            vdir / head / "evaluation",
-            eps=ev.eps,
-            threshold=ev.threshold,
-            aggregation=ev.aggregation,
-            title=f"{variant.name} + {head}, repetition {split.repeat}",
-            plots=is_main,
-        )
-        rep.results.append(
-            HeadResult(variant.name, head, evaluation.clip, evaluation.video, table, detector.history)
-        )
+        rep.results.append(_evaluate_head(ctx, variant, detector, embeddings, split, vdir / head, is_main))
         if is_main and split.repeat == 0 and ctx.model_dir is not None:
             _save_final_model(ctx, run.extractor, detector, split)
+
+
+def _evaluate_head(
+    ctx: _Context,
+    variant: Variant,
+    detector: DetectorRun,
+    embeddings: Mapping[str, np.ndarray],
+    split: Split,
+    out_dir: Path,
+    plots: bool,
+) -> HeadResult:
+    """Predict the test clips, write the evaluation and score single frames (diagnostics)."""
+    table = clip_predictions(split.test, predict_clips(detector.head, embeddings, split.test))
+    ev = ctx.config.evaluation
+    evaluation = evaluate_predictions(
+        table,
+        out_dir / "evaluation",
+        eps=ev.eps,
+        threshold=ev.threshold,
+        aggregation=ev.aggregation,
+        title=f"{variant.name} + {detector.head_name}, repetition {split.repeat}",
+        plots=plots,
+    )
+    frames = single_frame_summary(detector.head, embeddings, split.test)
+    return HeadResult(
+        variant.name, detector.head_name, evaluation.clip, evaluation.video, table, detector.history, frames
+    )
 
 
 def _save_final_model(
@@ -255,7 +278,8 @@ def _save_final_model(
         return
     extra = {
         "trained_on": f"repetition 0 training split ({len(split.train)} clips; "
-        f"validation {len(split.val)} clips for the loss curves and the head's best epoch)",
+        f"validation {len(split.val)} clips for the loss curves"
+        + (" and the head's best epoch)" if cfg.detector.keep == "best" else ")"),
         "split_by": cfg.experiment.split_by,
         "experiment_dir": ctx.out_dir.name,
     }
