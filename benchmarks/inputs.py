@@ -107,12 +107,18 @@ def synth_records(cache: Path, videos: int, frames: int) -> list[VideoRecord]:
 
 
 def clip_store(cache: Path, videos: int, frames: int) -> ClipStore:
-    """A clip store made once from :func:`synth_records` by ``preprocess_dataset`` (demo settings)."""
-    from deepfake_detect.data.store import ClipStore
-    from deepfake_detect.preprocess import preprocess_dataset
+    """A clip store made once from :func:`synth_records` by ``preprocess_dataset`` with the demo settings
+    (a new one whenever those settings change)."""
+    import hashlib
+    import json
 
-    root = cache / "stores" / f"v{videos}-f{frames}"
+    from deepfake_detect.data.store import ClipStore
+    from deepfake_detect.preprocess import preprocess_dataset, store_settings
+
+    config = demo_config()
+    digest = hashlib.sha1(json.dumps(store_settings(config), sort_keys=True).encode()).hexdigest()[:8]
+    root = cache / "stores" / f"v{videos}-f{frames}-{digest}"
     if not (root / "manifest.csv").exists():
         records = synth_records(cache, videos, frames)
-        preprocess_dataset(records, root, demo_config(), workers=2)
+        preprocess_dataset(records, root, config, workers=2)
     return ClipStore(root)

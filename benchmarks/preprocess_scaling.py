@@ -1,6 +1,6 @@
 """Benchmark 5: preprocessing throughput (videos/min) with 2 workers vs 1 (target: at least 1.7x).
 
-``preprocess_dataset`` with the demo settings (MTCNN at 320 px, 96-px JPEG crops, clips of 24 frames) on
+``preprocess_dataset`` with the packaged demo settings (MTCNN, JPEG crops, clips; see demo.yaml) on
 the built-in synthetic videos (320x240, 72 frames), into a fresh store each time. Two rates per run:
 end to end (``videos / elapsed``, worker start-up included, what a user sees) and steady state (videos
 finished after the first one, over the time from the first to the last finish).
