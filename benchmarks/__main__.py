@@ -21,6 +21,7 @@ BENCHMARKS = (
     "memory_vs_length",
     "train_throughput",
     "preprocess_scaling",
+    "detect_levers",
     "profile_detect",
 )
 

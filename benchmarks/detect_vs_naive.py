@@ -22,6 +22,7 @@ import numpy as np
 from benchmarks import common, inputs
 from benchmarks.naive import NaivePipeline, NaiveResult
 from deepfake_detect.inference import DetectOptions, Detector, VideoResult
+from deepfake_detect.models.io import read_model_config
 
 SPEED_TARGET = 5.0
 PROB_TOLERANCE = 0.02
@@ -145,9 +146,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     else:
         size, seconds, frames, face_counts, spec = (1920, 1080), 10.0, 100, (1, 3), inputs.ModelSpec()
     models = [(spec.backbone, inputs.model_dir(args.cache, spec))]
-    demo = None if args.quick else inputs.demo_model_dir()
+    demo = None if args.quick else inputs.demo_model_dir(args.cache)
     if demo is not None:
-        models.append(("demo model", demo))
+        models.append((f"demo-trained {read_model_config(demo).backbone}", demo))
     ratios = []
     for faces in face_counts:
         video = common.face_video(args.cache, *size, seconds, faces=faces)
@@ -157,13 +158,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     notes = [
         "naive = cv2.VideoCapture + MTCNN on the full frame + fp32 extractor one crop at a time + LSTM;"
         " detect = Detector defaults (max_frames set to the same frames, keep_embeddings on).",
-        "models are random-init (probabilities near 0.5, so the 0.02 check is weak); cos_min is the lowest"
-        " cosine similarity between the two sides' embeddings of the same face and frame.",
+        f"{spec.backbone}: random init (probabilities near 0.5, so its 0.02 check is weak); cos_min is the"
+        " lowest cosine similarity between the two sides' embeddings of the same face and frame.",
     ]
-    if demo is None and not args.quick:
+    if demo is not None:
+        config = read_model_config(demo)
         notes.append(
-            "no demo-trained model was found (run `deepfake-detect demo`); only random-init weights."
+            f"demo-trained model: {config.backbone} at {config.input_size} px -> {config.embed_dim}-d,"
+            f" {config.head} {config.head_kwargs}, faces {config.faces}, clips {config.clips}"
+            f" (trained by `deepfake-detect demo` on the synthetic benchmark, created {config.created})."
         )
+    elif not args.quick:
+        notes.append("no demo-trained model was found (run `deepfake-detect demo`); only random init.")
     common.report(
         "detect_vs_naive",
         "detect vs a naive reference",

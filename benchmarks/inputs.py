@@ -73,14 +73,18 @@ def model_dir(cache: Path, spec: ModelSpec = ModelSpec()) -> Path:
     return path
 
 
-def demo_model_dir() -> Path | None:
-    """The model the demo trained last (``deepfake-detect demo``), if there is one; or $DFD_DEMO_MODEL."""
+def demo_model_dir(cache: Path | None = None) -> Path | None:
+    """A demo-trained model: $DFD_DEMO_MODEL, else the one ``deepfake-detect demo`` recorded last, else a
+    copy kept in ``cache/models/demo-trained`` (put one there to pin it for later runs)."""
     named = os.environ.get("DFD_DEMO_MODEL")
     if named:
         return Path(named) if (Path(named) / "config.json").is_file() else None
     from deepfake_detect.inference import last_model_path
 
-    return last_model_path()
+    found = last_model_path()
+    if found is None and cache is not None and (cache / "models" / "demo-trained" / "config.json").is_file():
+        found = cache / "models" / "demo-trained"
+    return found
 
 
 # -- a synthetic dataset and its clip store ---------------------------------------------------------

@@ -2,9 +2,10 @@
 
 Same 1080p video with one face as benchmark 1 and the same model (ResNet-50 + LSTM 4 x 512), Detector
 defaults (300 frames = the whole 10 s). Stages alone, with the Detector's own components and settings:
-decode (``video.iter_frames`` only), detect (the face detector on each frame; decoding not timed), crop
-(``faces.crop_face`` + ``FaceTracker.update``), embed (all crops, ``batch_size`` at a time) and head
-(scoring and timeline windows of every track). End-to-end and stages are measured alternately,
+decode (``video.iter_frames`` only), detect (the face detector on each frame, with the Detector's
+``detect_threads`` torch threads; decoding not timed), crop (``faces.crop_face`` +
+``FaceTracker.update``), embed (all crops, ``batch_size`` at a time) and head (scoring and timeline
+windows of every track). End-to-end and stages are measured alternately,
 ``repeats`` times each, and the fastest of each is used (the machine is shared).
 """
 
@@ -18,6 +19,7 @@ import numpy as np
 from benchmarks import common, inputs
 from deepfake_detect.faces import FaceTracker, crop_face
 from deepfake_detect.inference import DetectOptions, Detector
+from deepfake_detect.inference.pipeline import torch_threads
 from deepfake_detect.inference.scoring import score_spans, scoring_windows, timeline_windows
 from deepfake_detect.video import choose_stride, iter_frames, probe
 
@@ -39,7 +41,7 @@ def stages_alone(detector: Detector, video: Path) -> dict[str, float]:
     tracks: dict[int, list[int]] = {}  # track id -> frame indices
     positions: dict[int, list[int]] = {}  # track id -> rows of its crops in ``crops``
     for frame in iter_frames(video, stride, options.max_frames, options.max_pixels):
-        with watches["detect"]:
+        with watches["detect"], torch_threads(options.detect_threads):  # as the pipeline runs it
             found = detector.face_detector.detect(frame.image)
         with watches["crop"]:
             these = [crop_face(frame.image, d.box, faces.crop_size, faces.margin) for d in found]

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
+import numpy as np
 import torch
 
 from benchmarks import common, inputs
@@ -66,6 +67,18 @@ class BatchClock(L.Callback):
             raise RuntimeError(f"only {len(self.ends)} batches ran; cannot skip {skip} and count some")
         return sum(self.images[skip:]) / (self.ends[-1] - self.ends[skip - 1]), counted
 
+    def intervals(self, skip: int, per_epoch: int) -> dict[str, float]:
+        """Median seconds between batch ends within an epoch and across an epoch boundary (after ``skip``)."""
+        gaps = np.diff(self.ends)  # gaps[i - 1] ends batch i
+        index = np.arange(1, len(self.ends))
+        counted = index >= skip
+        boundary = counted & (index % per_epoch == 0)
+        inner = counted & (index % per_epoch != 0)
+        return {
+            "batch_s_within_epoch": float(np.median(gaps[inner])) if inner.any() else float("nan"),
+            "batch_s_at_epoch_start": float(np.median(gaps[boundary])) if boundary.any() else float("nan"),
+        }
+
 
 def make_module(config: Config) -> ExtractorModule:
     torch.manual_seed(config.seed)
@@ -79,8 +92,11 @@ def make_module(config: Config) -> ExtractorModule:
     )
 
 
-def pipeline_rate(config: Config, store: ClipStore, case: Case) -> tuple[float, int, list[Any]]:
-    """Images/s of a real fit; also the batches the loader produced (for the bare step)."""
+def pipeline_rate(
+    config: Config, store: ClipStore, case: Case
+) -> tuple[float, int, list[Any], dict[str, float]]:
+    """Images/s of a real fit, batches counted, the batches the loader produced (for the bare step) and
+    the median batch times within an epoch and at an epoch's start."""
     rows = store.clips().head(case.clips)
     clock = BatchClock()
     with tempfile.TemporaryDirectory() as out:
@@ -93,7 +109,7 @@ def pipeline_rate(config: Config, store: ClipStore, case: Case) -> tuple[float, 
         with common.quiet_logs():
             training_common.fit(trainer, make_module(config), train, None, ckpt_path=None)
     rate, batches = clock.rate(warmup)
-    return rate, batches, list(train)
+    return rate, batches, list(train), clock.intervals(warmup, len(train))
 
 
 def bare_rate(config: Config, batches: list[Any], steps: int, warmup: int) -> float:
@@ -121,7 +137,7 @@ def run_case(base: Config, store: ClipStore, case: Case) -> common.Ratio:
     data = base.model_dump()
     data["extractor"].update(case.overrides)
     config = Config.model_validate(data)
-    piped, steps, batches = pipeline_rate(config, store, case)
+    piped, steps, batches, gaps = pipeline_rate(config, store, case)
     bare = bare_rate(config, batches, steps, warmup=min(2, len(batches)))
     ex = config.extractor
     details = {
@@ -130,6 +146,9 @@ def run_case(base: Config, store: ClipStore, case: Case) -> common.Ratio:
         "extractor": f"{ex.backbone} at {config.extractor.input_size or 'its own size'} px",
         "batch": f"{ex.batch_size} clips x {ex.extractor_clip_len} frames",
         "counted_batches": steps,
+        "batches_per_epoch": len(batches),
+        **gaps,
+        "bare_batch_s": ex.batch_size * ex.extractor_clip_len / bare,
         "num_workers": ex.num_workers,
         "precision": ex.precision,
     }

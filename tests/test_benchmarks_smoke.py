@@ -27,34 +27,26 @@ def bench_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("bench-cache")
 
 
-def run_quick(name: str, cache: Path, tmp_path: Path) -> list[re.Match[str]]:
+def run_quick(name: str, cache: Path, tmp_path: Path) -> str:
+    """``python -m benchmarks.NAME --quick``; its stdout. Asserts it succeeded and recorded nothing."""
     results = tmp_path / "RESULTS.md"
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "XDG_CACHE_HOME": str(tmp_path / "xdg")}
+    command = [sys.executable, "-m", f"benchmarks.{name}", "--quick"]
+    command += ["--cache", str(cache), "--results", str(results)]
     done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            f"benchmarks.{name}",
-            "--quick",
-            "--cache",
-            str(cache),
-            "--results",
-            str(results),
-        ],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=900,
-        check=False,
+        command, cwd=REPO, env=env, capture_output=True, text=True, timeout=900, check=False
     )
     assert done.returncode == 0, done.stderr[-3000:]
     assert not results.exists(), "quick mode must not append to RESULTS.md"
-    return [m for m in map(RATIO_LINE.match, done.stdout.splitlines()) if m]
+    return done.stdout
+
+
+def ratio_lines(stdout: str) -> list[re.Match[str]]:
+    return [m for m in map(RATIO_LINE.match, stdout.splitlines()) if m]
 
 
 def test_detect_vs_naive_quick(bench_cache: Path, tmp_path: Path) -> None:
-    lines = run_quick("detect_vs_naive", bench_cache, tmp_path)
+    lines = ratio_lines(run_quick("detect_vs_naive", bench_cache, tmp_path))
     assert [m.group(1) for m in lines] == ["detect_vs_naive", "detect_vs_naive"]
     speed, agreement = (float(m.group(3)) for m in lines)
     assert math.isfinite(speed) and speed > 0
@@ -68,6 +60,15 @@ def test_detect_vs_naive_quick(bench_cache: Path, tmp_path: Path) -> None:
     "name", ["pipeline_overhead", "memory_vs_length", "train_throughput", "preprocess_scaling"]
 )
 def test_benchmark_quick(name: str, bench_cache: Path, tmp_path: Path) -> None:
-    lines = run_quick(name, bench_cache, tmp_path)
+    lines = ratio_lines(run_quick(name, bench_cache, tmp_path))
     assert lines and all(m.group(1) == name for m in lines)
     assert all(math.isfinite(float(m.group(3))) and float(m.group(3)) > 0 for m in lines)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["detect_levers", "profile_detect"])
+def test_report_only_benchmark_quick(name: str, bench_cache: Path, tmp_path: Path) -> None:
+    """The benchmarks without a target run end to end and print their tables."""
+    stdout = run_quick(name, bench_cache, tmp_path)
+    expected = "defaults" if name == "detect_levers" else "stage timings of detect"
+    assert expected in stdout
