@@ -128,49 +128,61 @@ def _leakage(result: ExperimentResult) -> list[str]:
     return lines
 
 
-def build_report(result: ExperimentResult, extra: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Every number of the report as a JSON-ready mapping."""
-    cfg = result.config
-    main, head = result.variants[0].name, cfg.detector.head
-    table2 = [
+def _table2_rows(result: ExperimentResult) -> list[dict[str, Any]]:
+    head, repeats = result.config.detector.head, result.table2_repeats
+    return [
         {
             "backbone": v.name,
             "hinge": v.trained,
             "initialisation": initialisation(v),
             "main": v.main,
-            "clip": _block(result, v.name, head, "clip", result.table2_repeats),
-            "dispersion_auc": stats(_dispersion(result, v.name, result.table2_repeats)),
+            "clip": _block(result, v.name, head, "clip", repeats),
+            "dispersion_auc": stats(_dispersion(result, v.name, repeats)),
         }
         for v in result.variants
-        if v.main or v.name in cfg.experiment.table2_backbones
+        if v.main or v.name in result.config.experiment.table2_backbones
     ]
-    table3 = [
+
+
+def _table3_rows(result: ExperimentResult) -> list[dict[str, Any]]:
+    main, head = result.variants[0].name, result.config.detector.head
+    return [
         {
             "head": h,
             "clip": _block(result, main, h, "clip"),
             "video": _block(result, main, h, "video"),
             "single_frame": {k: stats(_single_frame(result, main, h, k)) for k in SINGLE_FRAME_KEYS},
         }
-        for h in [head, *[x for x in cfg.experiment.table3_heads if x != head]]
+        for h in [head, *[x for x in result.config.experiment.table3_heads if x != head]]
     ]
+
+
+def _settings(result: ExperimentResult) -> dict[str, Any]:
+    cfg, exp = result.config, result.config.experiment
     return {
-        "settings": {
-            "clips": result.n_clips,
-            "videos": result.n_videos,
-            "split_by": cfg.experiment.split_by,
-            "repeats": cfg.experiment.repeats,
-            "test_clips": cfg.experiment.test_clips,
-            "val_clips": cfg.experiment.val_clips,
-            "seed": cfg.seed,
-            "main_extractor": main,
-            "main_head": head,
-            "frames_per_clip": list(result.frames_per_clip),
-            "data": _data_description(result),
-            "eps": cfg.evaluation.eps,
-            "threshold": cfg.evaluation.threshold,
-            "aggregation": cfg.evaluation.aggregation,
-            "std": "sample standard deviation (ddof=1)",
-        },
+        "clips": result.n_clips,
+        "videos": result.n_videos,
+        "split_by": exp.split_by,
+        "repeats": exp.repeats,
+        "test_clips": exp.test_clips,
+        "val_clips": exp.val_clips,
+        "seed": cfg.seed,
+        "main_extractor": result.variants[0].name,
+        "main_head": cfg.detector.head,
+        "frames_per_clip": list(result.frames_per_clip),
+        "data": _data_description(result),
+        "eps": cfg.evaluation.eps,
+        "threshold": cfg.evaluation.threshold,
+        "aggregation": cfg.evaluation.aggregation,
+        "std": "sample standard deviation (ddof=1)",
+    }
+
+
+def build_report(result: ExperimentResult, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Every number of the report as a JSON-ready mapping."""
+    main, head = result.variants[0].name, result.config.detector.head
+    return {
+        "settings": _settings(result),
         "splits": [rep.split for rep in result.repetitions],
         "table1": {
             "extractor": main,
@@ -178,8 +190,12 @@ def build_report(result: ExperimentResult, extra: dict[str, Any] | None = None) 
             "clip": _block(result, main, head, "clip"),
             "video": _block(result, main, head, "video"),
         },
-        "table2": {"head": head, "repetitions": result.table2_repeats, "rows": table2},
-        "table3": {"extractor": main, "repetitions": cfg.experiment.repeats, "rows": table3},
+        "table2": {"head": head, "repetitions": result.table2_repeats, "rows": _table2_rows(result)},
+        "table3": {
+            "extractor": main,
+            "repetitions": result.config.experiment.repeats,
+            "rows": _table3_rows(result),
+        },
         "comparison": _comparison(result),
         "leakage": _leakage(result),
         "model": {

@@ -120,39 +120,57 @@ def conclusions(payload: dict[str, Any]) -> list[str]:
         if mean is None or math.isnan(mean):
             out.append(f"`{head}` vs `{other}`: ROC AUC not defined (a test set held one class).")
             continue
+        numbers = (
+            f"{pm(rows[head])} vs {pm(rows[other])}, difference {pm(d)}, higher in {c['higher_in']} of "
+            f"{c['repetitions']} repetition(s){_significance(d, 0.0)}"
+        )
         if mean >= CLEAR_WIN and c["higher_in"] == c["repetitions"]:
-            verdict = f"clearly beats (by at least {CLEAR_WIN} on average, and in every repetition)"
+            out.append(
+                f"`{head}` clearly beats `{other}` on clip ROC AUC (by at least {CLEAR_WIN} on average, and "
+                f"in every repetition): {numbers}."
+            )
         elif mean > 0:
-            verdict = (
-                f"beats on average, but not clearly (difference below {CLEAR_WIN} or not in every repetition)"
+            short = [f"the mean difference is below {CLEAR_WIN}"] if mean < CLEAR_WIN else []
+            if c["higher_in"] < c["repetitions"]:
+                short.append(
+                    f"`{other}` is as high or higher in {c['repetitions'] - c['higher_in']} repetition(s)"
+                )
+            out.append(
+                f"`{head}` beats `{other}` on clip ROC AUC on average, but not clearly "
+                f"({' and '.join(short)}): {numbers}."
             )
         else:
-            verdict = "does not beat"
-        out.append(
-            f"`{head}` {verdict} `{other}` on clip ROC AUC: {pm(rows[head])} vs {pm(rows[other])}, "
-            f"difference {pm(d)}, higher in {c['higher_in']} of {c['repetitions']} repetition(s)"
-            f"{_significance(d, 0.0)}."
-        )
+            out.append(f"`{head}` does not beat `{other}` on clip ROC AUC: {numbers}.")
     frame_row = next((r for r in payload["table3"]["rows"] if r["head"] == "frame-mlp"), None)
     if frame_row is not None:
-        out += _frame_mlp_sentences(frame_row)
+        out += _frame_mlp_sentences(frame_row, payload.get("splits", []))
     return out + _dispersion_sentences(payload, rows)
 
 
-def _frame_mlp_sentences(row: dict[str, Any]) -> list[str]:
+def near_chance(stat: dict[str, Any]) -> bool:
+    """Within CHANCE_MARGIN of 0.5, or within two standard errors of it (noisy small test sets)."""
+    mean, se = stat["mean"], standard_error(stat)
+    return abs(mean - 0.5) < CHANCE_MARGIN or (not math.isnan(se) and abs(mean - 0.5) <= 2 * se)
+
+
+def _frame_mlp_sentences(row: dict[str, Any], splits: list[dict[str, Any]]) -> list[str]:
     """frame-mlp: chance on clips, or above chance and why (single frames vs averaging), from the numbers."""
-    auc, single = row["clip"]["roc_auc"]["mean"], row["single_frame"]["frame_auc"]["mean"]
-    if auc is None or math.isnan(auc):
+    clip_auc, single = row["clip"]["roc_auc"], row["single_frame"]["frame_auc"]
+    if clip_auc["mean"] is None or math.isnan(clip_auc["mean"]):
         return []
-    clip_auc = row["clip"]["roc_auc"]
     start = f"`frame-mlp` (no relation between frames) reaches clip ROC AUC {pm(clip_auc)}"
     start += _significance(clip_auc, 0.5)
-    if abs(auc - 0.5) < CHANCE_MARGIN:
+    if near_chance(clip_auc):
         return [f"{start}: near chance, so single frames do not give the label away."]
-    if single is None or math.isnan(single) or abs(single - 0.5) >= CHANCE_MARGIN:
-        return [f"{start}, and {fmt(single)} on frames scored alone: single frames carry label information."]
-    spread = row["single_frame"]
-    real, fake = spread["spread_real"]["mean"], spread["spread_fake"]["mean"]
+    alone = f"{pm(single)} on frames scored alone{_significance(single, 0.5)}"
+    if single["mean"] is None or math.isnan(single["mean"]) or not near_chance(single):
+        sources = [int(s.get("n_test_sources", 0)) for s in splits] or [0]
+        return [
+            f"{start}, and {alone}: by this measure single frames carry label information (each test set "
+            f"holds {_frames([min(sources), max(sources)])} source videos, and the repetitions draw from the "
+            "same ones, so the standard error is optimistic)."
+        ]
+    real, fake = row["single_frame"]["spread_real"]["mean"], row["single_frame"]["spread_fake"]["mean"]
     why = (
         f" The clip means of the frame scores spread by {fmt(real)} (std) over real clips and {fmt(fake)} "
         "over fake ones: a fake clip's frame scores average out while a real clip's stay alike, so averaging "
@@ -161,8 +179,8 @@ def _frame_mlp_sentences(row: dict[str, Any]) -> list[str]:
         else ""
     )
     return [
-        f"{start}, but only {fmt(single)} on frames scored alone: single frames do not give the label away, "
-        f"the clip-level score comes from averaging frame scores over the clip.{why}"
+        f"{start}, but only {alone}: single frames do not give the label away, the clip-level score comes "
+        f"from averaging frame scores over the clip.{why}"
     ]
 
 

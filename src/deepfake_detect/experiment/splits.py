@@ -59,6 +59,7 @@ class Split:
             out[f"n_{side}"] = len(frame)
             out[f"n_{side}_fake"] = int((frame["label"] == 1).sum())
             out[f"n_{side}_videos"] = int(frame["video_id"].nunique())
+        out["n_test_sources"] = int(group_ids(self.test).nunique())
         out["test_sources_in_train_or_val"] = len(shared_sources(self))
         return out
 
