@@ -24,6 +24,8 @@ from multiprocessing.process import BaseProcess
 from pathlib import Path
 from typing import Any, Literal, TypeAlias, TypeVar
 
+from deepfake_detect.runtime import tune_malloc
+
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
@@ -60,6 +62,7 @@ def _worker_main(conn: Connection, init: Callable[..., None] | None, init_args: 
     """Body of a worker: initialise, then answer (task_id, pickled (fn, item)) messages until None."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's business; it closes the pool
     _exit_with_parent(os.getppid())
+    tune_malloc()  # spawn children start with glibc's defaults
     try:
         if init is not None:
             init(*init_args)

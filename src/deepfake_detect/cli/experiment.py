@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import ctypes
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
@@ -26,37 +25,36 @@ from deepfake_detect.cli.common import (
     setup_logging,
     user_errors,
 )
-from deepfake_detect.data.layouts import DatasetError
-from deepfake_detect.data.store import ClipStore, StoreError
-from deepfake_detect.demo import run_demo
-from deepfake_detect.evaluation.evaluate import (
-    EvaluationError,
-    EvaluationResult,
-    evaluate_predictions,
-    labelled_rows,
-    load_predictions,
-    predict_with_model,
-)
-from deepfake_detect.experiment.prepare import DataPreparationError, prepare_clips
-from deepfake_detect.experiment.report import write_report
 from deepfake_detect.experiment.report_text import fmt, pm
-from deepfake_detect.experiment.runner import ExperimentError, run_experiment
-from deepfake_detect.experiment.splits import SplitError
-from deepfake_detect.inference.last_model import last_model_path
-from deepfake_detect.models.io import ModelDirError
-from deepfake_detect.preprocess import PreprocessError
 
-_ERRORS: tuple[type[BaseException], ...] = (
-    DataPreparationError,
-    DatasetError,
-    EvaluationError,
-    ExperimentError,
-    ModelDirError,
-    PreprocessError,
-    SplitError,
-    StoreError,
-    FileExistsError,
-)
+if TYPE_CHECKING:
+    from deepfake_detect.evaluation.evaluate import EvaluationResult
+
+
+def _errors() -> tuple[type[BaseException], ...]:
+    """The user-facing errors of these commands (imported when a command runs: they pull in torch)."""
+    from deepfake_detect.data.layouts import DatasetError
+    from deepfake_detect.data.store import StoreError
+    from deepfake_detect.evaluation.evaluate import EvaluationError
+    from deepfake_detect.experiment.prepare import DataPreparationError
+    from deepfake_detect.experiment.runner import ExperimentError
+    from deepfake_detect.experiment.splits import SplitError
+    from deepfake_detect.models.io import ModelDirError
+    from deepfake_detect.preprocess import PreprocessError
+
+    return (
+        DataPreparationError,
+        DatasetError,
+        EvaluationError,
+        ExperimentError,
+        ModelDirError,
+        PreprocessError,
+        SplitError,
+        StoreError,
+        FileExistsError,
+    )
+
+
 _METRICS = [
     ("accuracy", "accuracy"),
     ("log_loss", "log loss"),
@@ -64,22 +62,6 @@ _METRICS = [
     ("average_precision", "AP"),
     ("eer", "EER"),
 ]
-
-
-def tune_malloc() -> bool:
-    """Keep freed memory in glibc's heap instead of returning it to the OS after every large tensor.
-
-    With the defaults, tensors above glibc's mmap threshold (at most 32 MB) are mapped and unmapped on every
-    forward pass, and each time their pages fault in again; on virtual machines that costs up to 7x in
-    CPU time (measured: InceptionResNetV2 at 75 px, 190 -> 26 ms per frame). Returns False where this
-    is not glibc (nothing changes then).
-    """
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-        mmap_threshold, trim_threshold = -3, -1  # M_MMAP_THRESHOLD, M_TRIM_THRESHOLD (malloc.h)
-        return bool(libc.mallopt(mmap_threshold, 1 << 30) and libc.mallopt(trim_threshold, 1 << 31))
-    except (OSError, AttributeError):
-        return False
 
 
 @contextmanager
@@ -119,7 +101,8 @@ def evaluate_command(
         str | None, typer.Option(help="Only clips whose manifest split is this (e.g. test).")
     ] = None,
     aggregation: Annotated[
-        str | None, typer.Option(help="Video-level rule: mean, confident, max [evaluation.aggregation].")
+        str | None,
+        typer.Option(help="Video-level rule: mean, confident, max (config: evaluation.aggregation)."),
     ] = None,
     config: ConfigOption = None,
     overrides: SetOption = None,
@@ -131,11 +114,19 @@ def evaluate_command(
     Writes OUT/metrics.json, OUT/predictions.csv, OUT/video_predictions.csv, OUT/roc.png and
     OUT/score_histogram.png. Given a clip store, the model predicts its labelled clips first.
     """
+    from deepfake_detect.data.store import ClipStore
+    from deepfake_detect.evaluation.evaluate import (
+        evaluate_predictions,
+        labelled_rows,
+        load_predictions,
+        predict_with_model,
+    )
+    from deepfake_detect.inference.last_model import last_model_path
+
     setup_logging(verbose, quiet)
-    tune_malloc()
     cfg = load_cli_config(config, overrides, {"evaluation.aggregation": aggregation})
     ev = cfg.evaluation
-    with user_errors(*_ERRORS):
+    with user_errors(*_errors()):
         if source.is_file():
             table = load_predictions(source)
         elif source.is_dir():
@@ -194,14 +185,17 @@ def experiment_command(
 ) -> None:
     """The paper's experiments in one command: clips -> repeated splits -> Tables 1-3 and figures 4-5.
 
-    Writes OUT/clips (the clip store, unless data.clips_dir is set), OUT/synth (with data.synth),
-    OUT/report (report.md, report.json, PNGs, one folder per repetition) and OUT/model (the final model).
+    Writes OUT/clips (the clip store, unless data.clips_dir is set), OUT/synth (with data.synth), OUT/report
+    (report.md, report.json, PNGs, a folder per repetition) and OUT/model (the final model).
     """
+    from deepfake_detect.experiment.prepare import prepare_clips
+    from deepfake_detect.experiment.report import write_report
+    from deepfake_detect.experiment.runner import run_experiment
+
     setup_logging(verbose, quiet)
-    tune_malloc()
     cfg = load_cli_config(config_path, overrides)
     start = time.perf_counter()
-    with user_errors(*_ERRORS), _stage_progress() as progress:
+    with user_errors(*_errors()), _stage_progress() as progress:
         prepared = prepare_clips(cfg, out, progress=progress)
         result = run_experiment(
             cfg, prepared.store, out / "report", model_dir=out / "model", progress=progress
@@ -214,21 +208,24 @@ def experiment_command(
 @app.command("demo")
 def demo_command(
     out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")] = Path("demo-out"),
-    videos: Annotated[int | None, typer.Option(min=2, help="Synthetic videos [data.synth.videos].")] = None,
-    seed: Annotated[int | None, typer.Option(help="Random seed of data and training [seed].")] = None,
+    videos: Annotated[
+        int | None, typer.Option(min=2, help="Synthetic videos (config: data.synth.videos).")
+    ] = None,
+    seed: Annotated[int | None, typer.Option(help="Seed of data and training (config: seed).")] = None,
     overrides: SetOption = None,
     verbose: VerboseOption = 0,
     quiet: QuietOption = False,
 ) -> None:
     """The whole paper pipeline on built-in synthetic videos, in minutes on a CPU.
 
-    Synthetic temporal benchmark -> face clips -> hinge-trained extractor -> LSTM / MLP / frame-MLP ->
-    repeated test splits -> OUT/report/report.md; the final model goes to OUT/model and becomes the
-    default model of `detect`.
+    Synthetic temporal benchmark, face clips, hinge-trained extractor, LSTM / MLP / frame-MLP heads,
+    six random test splits: the report is OUT/report/report.md. The final model goes to OUT/model and
+    becomes the default model of `detect`.
     """
+    from deepfake_detect.demo import run_demo
+
     setup_logging(verbose, quiet)
-    tune_malloc()
-    with user_errors(*_ERRORS), _stage_progress() as progress:
+    with user_errors(*_errors()), _stage_progress() as progress:
         result = run_demo(out, videos=videos, seed=seed, overrides=overrides, progress=progress)
     _print_report(result.report, result.report_dir, result.model_dir)
     times = Table(title="wall time by stage")

@@ -65,7 +65,8 @@ extractor are not recomputed."""
 DETECTOR_HELP = f"""Train a sequence detector (lstm, mlp, frame-mlp) on the clips' embeddings with BCE.
 
 Embeddings come from the cache (missing ones are computed with --extractor). Keeps the weights of the
-epoch with the lowest validation loss (--keep best, default) or of the last epoch. Writes
+epoch with the lowest validation loss (--keep best) or of the last epoch (--keep last); the default is
+the config's detector.keep (best, or last in configs/paper.yaml and the demo). Writes
 OUT/head.safetensors, history, loss curves, checkpoints, and OUT/model: a complete model directory
 for `deepfake-detect detect`.
 
@@ -222,7 +223,10 @@ def train_detector_command(
         typer.Option("--embeddings", help="Embedding cache folder (default: EXTRACTOR/embeddings)."),
     ] = None,
     head: Annotated[str | None, typer.Option(help="lstm, mlp or frame-mlp (default: detector.head).")] = None,
-    keep: Annotated[str, typer.Option(help="'best' (lowest validation loss) or 'last' epoch.")] = "best",
+    keep: Annotated[
+        str | None,
+        typer.Option(help="'best' (lowest validation loss) or 'last' epoch (default: detector.keep)."),
+    ] = None,
     epochs: Annotated[int | None, typer.Option(min=0, help="Epochs (default: detector.epochs).")] = None,
     split: SplitOption = "train",
     val_fraction: ValFractionOption = 0.1,
@@ -235,9 +239,11 @@ def train_detector_command(
     from deepfake_detect.training import embed_clips, load_trained_extractor, train_detector
 
     setup_logging(verbose, quiet)
-    cfg = load_cli_config(config, overrides, {"detector.head": head, "detector.epochs": epochs})
-    if keep not in ("best", "last"):
+    if keep not in (None, "best", "last"):
         fail(f"--keep must be 'best' or 'last', got {keep!r}")
+    cfg = load_cli_config(
+        config, overrides, {"detector.head": head, "detector.epochs": epochs, "detector.keep": keep}
+    )
     store, clips = _open_store(clips_dir)
     train_rows, val_rows = _split(clips, split, val_fraction, cfg.seed)
     with user_errors(ValueError, FileNotFoundError, KeyError, StoreError):
@@ -261,7 +267,6 @@ def train_detector_command(
             val_rows,
             out,
             progress=not no_progress,
-            keep="last" if keep == "last" else "best",
         )
     model_dir = _save_model(out / "model", extractor, run, store, cfg, {"extractor_digest": digest})
     (out / "config.yaml").write_text(dump_config(cfg), encoding="utf-8")

@@ -2,10 +2,10 @@
 
 Batches are right-padded (B, T_max, D) embeddings with their lengths; the loss is ``BCEWithLogits`` over
 the head's logits; Adam at ``detector.lr`` for ``detector.epochs`` epochs (paper: 20). Model selection:
-with validation rows, the weights of the epoch with the lowest validation loss are kept (``keep="best"``,
-the default: the paper stopped at 20 epochs "to avoid over-fitting", which is what selecting the best
-validation epoch does without guessing the epoch count); without validation rows, or with
-``keep="last"``, the last epoch's weights.
+``keep`` (default: ``config.detector.keep``). ``"best"``: with validation rows, the weights of the epoch
+with the lowest validation loss (the paper stopped at 20 epochs "to avoid over-fitting", which selecting
+the best validation epoch does without guessing the epoch count). ``"last"``, or no validation rows: the
+last epoch's weights (steadier when the validation set is small, so the demo and paper configs use it).
 
 Output folder (``out_dir``): ``head.safetensors``, ``detector.json`` (head name, kwargs, kept epoch),
 ``history.csv``, ``loss_curves.png`` (paper figure 5), ``checkpoints/`` and logs.
@@ -119,7 +119,7 @@ def train_detector(
     *,
     head: str | None = None,
     progress: bool = True,
-    keep: Literal["best", "last"] = "best",
+    keep: Literal["best", "last"] | None = None,
     resume: bool = False,
     accelerator: str = "cpu",
 ) -> DetectorRun:
@@ -132,6 +132,7 @@ def train_detector(
     kwargs = head_kwargs_from(config, _embedding_dim(embeddings))
     module = DetectorModule(create_head(name, **kwargs), lr=d.lr)
     train, val = _loaders(config, embeddings, train_rows, val_rows)
+    keep = keep or config.detector.keep
     monitor = "val_loss" if val is not None and keep == "best" else None
     if d.epochs == 0:
         logger.warning("detector.epochs is 0: the %s head keeps its random initial weights", name)
