@@ -133,6 +133,55 @@ def test_window_dataset_reads_the_right_frames(store: ClipStore) -> None:
     assert all(val.window_start(i) == 0 for i in range(len(val)))
 
 
+def test_persistent_workers_draw_each_epochs_windows(store: ClipStore) -> None:
+    """The sampler tags indices with their epoch, so a worker started once still reads each epoch's window."""
+    from torch.utils.data import DataLoader
+
+    from deepfake_detect.training import ClipWindowDataset
+    from deepfake_detect.training.datamodules import EpochShuffleSampler, EpochWindowSampler, loader_kwargs
+
+    clips = store.clips()
+    data = ClipWindowDataset(store, clips, 4, random_window=True, seed=3)
+    sampler = EpochWindowSampler(len(data), seed=5)
+    loader = DataLoader(data, batch_size=3, sampler=sampler, **loader_kwargs(1, persistent=True))
+    reference = [store.read_clip(row) for row in clips.to_dict("records")]  # (T, H, W, 3) each
+    seen = []
+    for epoch in range(3):
+        sampler.set_epoch(epoch)  # as Lightning does; the worker's dataset copy never sees it
+        got = torch.cat([frames for frames, _ in loader])  # (N, 4, H, W, 3) in the sampler's order
+        shuffle = EpochShuffleSampler(len(data), seed=5)
+        shuffle.set_epoch(epoch)
+        order = list(shuffle)
+        expected = []
+        for index in order:
+            start = data.window_start(index, epoch)
+            expected.append(torch.from_numpy(reference[index][start : start + 4]))
+        assert torch.equal(got, torch.stack(expected))
+        seen.append([data.window_start(i, epoch) for i in range(len(data))])
+    assert len({tuple(s) for s in seen}) > 1  # the windows did move between epochs
+    assert data.epoch == 0  # set_epoch was never needed in the parent either
+
+
+def test_frame_cache_serves_later_epochs_within_its_budget(tmp_path: Path) -> None:
+    from deepfake_detect.training import ClipWindowDataset
+
+    store = make_store(tmp_path / "store", videos=4)
+    clips = store.clips()
+    frame_bytes = CROP * CROP * 3
+    cached = ClipWindowDataset(store, clips, 4, random_window=False, cache_mb=1.0)
+    small = ClipWindowDataset(store, clips, 4, random_window=False, cache_mb=6 * frame_bytes / 2**20)
+    first = [cached[i][0] for i in range(len(cached))]
+    for i in range(len(small)):
+        small[i]
+    assert cached.cache is not None and cached.cache.used == len(clips) * 4 * frame_bytes
+    assert small.cache is not None and small.cache.used == 6 * frame_bytes  # the budget, not more
+    shutil.rmtree(store.root / "crops")  # later reads can only come from memory now
+    assert all(torch.equal(cached[i][0], first[i]) for i in range(len(cached)))
+    assert torch.equal(small[0][0], first[0])  # the first clip's 4 frames fit
+    with pytest.raises(FileNotFoundError, match="missing from the clip store"):
+        small[1]  # 2 of its frames were cached, the others were not
+
+
 def test_window_dataset_skips_short_clips(store: ClipStore) -> None:
     from deepfake_detect.training import ClipWindowDataset
 

@@ -90,7 +90,13 @@ class ExtractorConfig(_Section):
         return str(value) if isinstance(value, int) else value
 
     channels_last: bool = True
-    num_workers: int = Field(0, ge=0)
+    num_workers: int = Field(0, ge=0, description="DataLoader workers (persistent; 0: the main process)")
+    frame_cache_mb: float = Field(
+        512.0,
+        ge=0.0,
+        description="decoded crops kept in memory (per process and loader worker) so that later epochs "
+        "skip JPEG decoding; 0 turns it off",
+    )
 
 
 class DetectorConfig(_Section):

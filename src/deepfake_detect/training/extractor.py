@@ -35,7 +35,7 @@ from deepfake_detect.data.store import ClipStore
 from deepfake_detect.losses import similarity_hinge_loss
 from deepfake_detect.models import FeatureExtractor, load_weights
 from deepfake_detect.training import common
-from deepfake_detect.training.datamodules import ClipWindowDataset, loader_kwargs, shuffled
+from deepfake_detect.training.datamodules import ClipWindowDataset, EpochWindowSampler, loader_kwargs
 from deepfake_detect.training.plots import plot_loss_curves
 
 logger = logging.getLogger(__name__)
@@ -145,13 +145,28 @@ def _loaders(
 ) -> tuple[DataLoader[Any], DataLoader[Any] | None]:
     ex = config.extractor
     kwargs = loader_kwargs(ex.num_workers)
-    train = ClipWindowDataset(store, train_rows, ex.extractor_clip_len, random_window=True, seed=config.seed)
-    order = shuffled(len(train), config.seed, distributed)
-    train_loader = DataLoader(train, batch_size=ex.batch_size, **order, **kwargs)
+    train = ClipWindowDataset(
+        store,
+        train_rows,
+        ex.extractor_clip_len,
+        random_window=True,
+        seed=config.seed,
+        cache_mb=ex.frame_cache_mb,
+    )
+    if distributed:  # Lightning's DistributedSampler; set_epoch reaches the workers it starts each epoch
+        train_loader = DataLoader(train, batch_size=ex.batch_size, shuffle=True, **kwargs)
+    else:  # the items carry their epoch, so the workers can persist
+        sampler = EpochWindowSampler(len(train), config.seed)
+        persistent = loader_kwargs(ex.num_workers, persistent=True)
+        train_loader = DataLoader(train, batch_size=ex.batch_size, sampler=sampler, **persistent)
     if val_rows is None or not len(val_rows):
         return train_loader, None
-    val = ClipWindowDataset(store, val_rows, ex.extractor_clip_len, random_window=False)
-    return train_loader, DataLoader(val, batch_size=ex.batch_size, shuffle=False, **kwargs)
+    val = ClipWindowDataset(
+        store, val_rows, ex.extractor_clip_len, random_window=False, cache_mb=ex.frame_cache_mb
+    )
+    # validation always reads the first window, so its workers can persist in every mode
+    val_kwargs = loader_kwargs(ex.num_workers, persistent=True)
+    return train_loader, DataLoader(val, batch_size=ex.batch_size, shuffle=False, **val_kwargs)
 
 
 def train_extractor(
