@@ -78,7 +78,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ]
     notes = [
         f"{videos} synthetic videos of {frames} frames (320x240 base size, some 0.8x / 1.25x); demo settings;"
-        " torch threads per worker = cores // workers (the runner's rule)."
+        " torch threads per worker = preprocess.threads_per_worker (1), so one worker uses one core."
     ]
     common.report(
         "preprocess_scaling",
