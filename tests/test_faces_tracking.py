@@ -12,7 +12,7 @@ import pytest
 
 from deepfake_detect.config import FaceConfig
 from deepfake_detect.faces import FaceTracker, MTCNNDetector, TrackedFace, crop_face, track_faces
-from deepfake_detect.types import Frame
+from deepfake_detect.types import BBox, Frame
 from deepfake_detect.video import write_video
 
 
@@ -222,3 +222,61 @@ def test_track_faces_on_a_real_encoded_video(
     assert len(by_identity["astronaut"]) == 1 and len(by_identity["camera"]) == 1
     assert by_identity["astronaut"] != by_identity["camera"]
     assert [round(f.timestamp, 3) for f in faces if f.frame_index == 4] == [0.4, 0.4]
+
+
+class _CountingDetector:
+    """A real detector that records the frames it was run on."""
+
+    def __init__(self, detector: MTCNNDetector) -> None:
+        self.name, self.detector, self.calls = detector.name, detector, 0
+
+    def detect(self, image: np.ndarray) -> list:
+        self.calls += 1
+        return self.detector.detect(image)
+
+
+def _corners(box: BBox) -> tuple[float, float, float, float]:
+    return (box.x1, box.y1, box.x2, box.y2)
+
+
+def _panning(astronaut_rgb: np.ndarray, n: int, blank: tuple[int, ...] = ()) -> list[Frame]:
+    """The astronaut's head moving 7 px right and 3 px down per frame on a grey 640x360 canvas."""
+    head = cv2.resize(astronaut_rgb[0:300, 100:400], (200, 200), interpolation=cv2.INTER_AREA)
+    frames = []
+    for i in range(n):
+        canvas = np.full((360, 640, 3), 120, dtype=np.uint8)
+        if i not in blank:
+            x, y = 40 + 7 * i, 30 + 3 * i
+            canvas[y : y + 200, x : x + 200] = head
+        frames.append(Frame(i, i / 25, canvas))
+    return frames
+
+
+def test_keyframe_detection_interpolates_boxes_along_the_track(
+    mtcnn_detector: MTCNNDetector, astronaut_rgb: np.ndarray
+) -> None:
+    frames = _panning(astronaut_rgb, 11)
+    detected = track_faces(frames, mtcnn_detector, FaceConfig(min_face_size=20))
+    every_frame = {f.frame_index: _corners(f.detection.box) for f in detected}
+    counting = _CountingDetector(mtcnn_detector)
+    config = FaceConfig(min_face_size=20, detect_every=4, crop_size=96)
+    faces = list(track_faces(frames, counting, config))
+    assert counting.calls == 4  # frames 0, 4, 8 and the last one (10)
+    assert [f.frame_index for f in faces] == list(range(11)) and {f.track_id for f in faces} == {0}
+    for face in faces:
+        off = np.abs(np.subtract(_corners(face.detection.box), every_frame[face.frame_index]))
+        assert off.max() < 4.0, (face.frame_index, off)  # the face moves ~7.6 px per frame
+        image = frames[face.frame_index].image
+        np.testing.assert_array_equal(face.crop, crop_face(image, face.detection.box, 96, config.margin))
+    halfway = faces[2].detection.box  # frame 2: exactly between the detections of frames 0 and 4
+    a, b = faces[0].detection.box, faces[4].detection.box
+    assert halfway.x1 == pytest.approx((a.x1 + b.x1) / 2) and halfway.y2 == pytest.approx((a.y2 + b.y2) / 2)
+
+
+def test_keyframe_detection_leaves_a_gap_where_a_face_is_missing(
+    mtcnn_detector: MTCNNDetector, astronaut_rgb: np.ndarray
+) -> None:
+    frames = _panning(astronaut_rgb, 9, blank=(7, 8))  # the face is gone from frame 7 on
+    faces = list(track_faces(frames, mtcnn_detector, FaceConfig(min_face_size=20, detect_every=4)))
+    # detected in 0 and 4, not in 8: frames 1-3 are interpolated, 5-7 are a gap (the face's end is unknown)
+    assert [f.frame_index for f in faces] == [0, 1, 2, 3, 4]

@@ -95,14 +95,27 @@ def test_probabilities_equal_the_head_on_the_same_embeddings(
 def test_embeddings_equal_the_extractor_on_independently_made_crops(
     face_result: VideoResult, detect_model_dir: Path
 ) -> None:
-    """Decode, detect and crop again by hand, embed with the saved extractor: the same vectors."""
+    """Decode, detect and crop again by hand, embed with the saved extractor: the same vectors.
+
+    The default detects in every 4th frame and the last one (0, 4, ..., 24, 27) and interpolates the box
+    linearly in the frames between; done here by hand.
+    """
     loaded = load_model_dir(detect_model_dir)
     faces_config = loaded.config.face_config()
     face_detector = create_face_detector(faces_config)
+    frames = [frame.image for frame in iter_frames(face_result.path)]
+    keys = [*range(0, len(frames), 4), len(frames) - 1]
+    found = {}
+    for k in keys:
+        (detection,) = face_detector.detect(frames[k])
+        found[k] = np.array([detection.box.x1, detection.box.y1, detection.box.x2, detection.box.y2])
     crops = []
-    for frame in iter_frames(face_result.path):
-        (detection,) = face_detector.detect(frame.image)
-        crops.append(crop_face(frame.image, detection.box, faces_config.crop_size, faces_config.margin))
+    for i, image in enumerate(frames):
+        a = max(k for k in keys if k <= i)
+        b = min(k for k in keys if k >= i)
+        corners = found[a] if a == b else found[a] + (i - a) / (b - a) * (found[b] - found[a])
+        box = BBox(*map(float, corners))
+        crops.append(crop_face(image, box, faces_config.crop_size, faces_config.margin))
     with torch.no_grad():
         expected = loaded.extractor(loaded.extractor.prepare(np.stack(crops))).numpy()  # (28, D)
     np.testing.assert_allclose(face_result.faces[0].embeddings, expected, rtol=1e-4, atol=1e-5)
@@ -276,7 +289,14 @@ def test_options_resolve_against_the_model(detect_model_dir: Path) -> None:
     assert (settings.aggregation, settings.timeline_window, settings.timeline_hop) == ("mean", 8, 4)
     custom = resolve(DetectOptions(threshold=0.3, face_detector="haar", detect_max_side=128), config)
     assert (custom.threshold, custom.faces.detector, custom.faces.detect_max_side) == (0.3, "haar", 128)
-    for bad in (DetectOptions(threshold=1.0), DetectOptions(precision="fp8"), DetectOptions(batch_size=0)):
+    assert settings.faces.detect_every == 4 and config.face_config().detect_every == 1  # inference's own
+    assert resolve(DetectOptions(detect_every=1), config).faces.detect_every == 1
+    for bad in (
+        DetectOptions(threshold=1.0),
+        DetectOptions(precision="fp8"),
+        DetectOptions(batch_size=0),
+        DetectOptions(detect_every=0),
+    ):
         with pytest.raises(ValueError):
             resolve(bad, config)
     with pytest.raises(UnknownNameError, match="aggregation"):

@@ -36,6 +36,13 @@ class FaceConfig(_Section):
         0.5, gt=0.0, description="tracking: pair a face with a track only below this MSE"
     )
     compare_size: int = Field(64, ge=8, le=256, description="crops are compared at this size for tracking")
+    detect_every: int = Field(
+        1,
+        ge=1,
+        le=30,
+        description="run the detector on every k-th kept frame; faces in between get boxes interpolated "
+        "along their track between two detections (1: every frame, as the paper)",
+    )
     device: str = "cpu"
 
 

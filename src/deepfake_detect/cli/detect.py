@@ -102,6 +102,15 @@ def detect(
     face_detector: Annotated[
         str | None, typer.Option(help="Face detector backend (default: the model's, e.g. mtcnn; or haar).")
     ] = None,
+    detect_every: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            max=30,
+            help="Run the face detector on every k-th frame; faces in between get boxes interpolated "
+            "along their track (1: every frame).",
+        ),
+    ] = 4,
     timeout: Annotated[
         float, typer.Option(min=1, help="Seconds allowed per video before it is given up.")
     ] = 600,
@@ -126,7 +135,11 @@ def detect(
     except ValueError as exc:
         fail(str(exc), code=2)
     options = DetectOptions(
-        threshold=threshold, frame_stride=stride, max_frames=max_frames, face_detector=face_detector
+        threshold=threshold,
+        frame_stride=stride,
+        max_frames=max_frames,
+        face_detector=face_detector,
+        detect_every=detect_every,
     )
     detector = _load_detector(model, engine, device, options)
     try:

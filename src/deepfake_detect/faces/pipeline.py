@@ -12,7 +12,7 @@ from deepfake_detect.config import FaceConfig
 from deepfake_detect.faces.crop import crop_face
 from deepfake_detect.faces.detectors.base import FaceDetector
 from deepfake_detect.faces.tracking import FaceTracker
-from deepfake_detect.types import Detection, Frame
+from deepfake_detect.types import BBox, Detection, Frame
 
 logger = logging.getLogger(__name__)
 
@@ -29,16 +29,80 @@ class TrackedFace:
 
 
 def track_faces(frames: Iterable[Frame], detector: FaceDetector, config: FaceConfig) -> Iterator[TrackedFace]:
-    """Detect, crop and track the faces of each frame, yielding them as soon as the frame is done.
+    """Detect, crop and track the faces of each frame, yielding them in frame order.
 
-    Only one frame and each track's last (small) crop are held at a time, so memory does not
-    grow with the video's length. A frame without faces yields nothing (a gap in every track).
+    With ``config.detect_every`` = k > 1 the detector runs on every k-th frame (and on the last one);
+    a face found in two consecutive detected frames and paired by the tracker gets, in each frame
+    between them, the box interpolated linearly between its two boxes (score: the lower of the two). A
+    face seen in only one of them leaves the frames between as a gap in its track. Only the frames since
+    the last detected one (at most k - 1) and each track's last (small) crop are held, so memory does
+    not grow with the video's length. A frame without faces yields nothing (a gap in every track).
     """
     tracker = FaceTracker(mse_threshold=config.mse_threshold, compare_size=config.compare_size)
-    for frame in frames:
-        detections = detector.detect(frame.image)
-        crops = [crop_face(frame.image, d.box, config.crop_size, config.margin) for d in detections]
-        track_ids = tracker.update(frame.index, crops)
-        for detection, crop, track_id in zip(detections, crops, track_ids, strict=True):
-            yield TrackedFace(frame.index, frame.timestamp, track_id, detection, crop)
+    if config.detect_every == 1:
+        for frame in frames:
+            yield from _detect_in(frame, detector, tracker, config)
+    else:
+        yield from _track_keyframes(frames, detector, tracker, config)
     logger.debug("tracked faces into %d tracks", tracker.num_tracks)
+
+
+def _detect_in(
+    frame: Frame, detector: FaceDetector, tracker: FaceTracker, config: FaceConfig
+) -> list[TrackedFace]:
+    """The faces the detector finds in ``frame``, cropped and given their track ids."""
+    detections = detector.detect(frame.image)
+    crops = [crop_face(frame.image, d.box, config.crop_size, config.margin) for d in detections]
+    track_ids = tracker.update(frame.index, crops)
+    return [
+        TrackedFace(frame.index, frame.timestamp, track_id, detection, crop)
+        for detection, crop, track_id in zip(detections, crops, track_ids, strict=True)
+    ]
+
+
+def _track_keyframes(
+    frames: Iterable[Frame], detector: FaceDetector, tracker: FaceTracker, config: FaceConfig
+) -> Iterator[TrackedFace]:
+    """``track_faces`` with detection on every ``detect_every``-th frame (see there)."""
+    between: list[Frame] = []  # frames since the last detected one, not yet yielded
+    previous: tuple[int, dict[int, Detection]] | None = None  # last detected frame: index, track -> face
+    for position, frame in enumerate(frames):
+        if position % config.detect_every:
+            between.append(frame)
+            continue
+        found = _detect_in(frame, detector, tracker, config)
+        yield from _interpolated(between, previous, found, config)
+        yield from found
+        previous, between = (frame.index, {f.track_id: f.detection for f in found}), []
+    if between:  # the video ended between two detected frames: detect in its last frame too
+        last = between.pop()
+        found = _detect_in(last, detector, tracker, config)
+        yield from _interpolated(between, previous, found, config)
+        yield from found
+
+
+def _interpolated(
+    between: list[Frame],
+    previous: tuple[int, dict[int, Detection]] | None,
+    found: list[TrackedFace],
+    config: FaceConfig,
+) -> Iterator[TrackedFace]:
+    """Faces of the frames ``between`` two detected frames, for the tracks present in both."""
+    if previous is None or not between:
+        return
+    start, before = previous
+    after = {f.track_id: f for f in found}
+    shared = sorted(set(before) & set(after))
+    end = after[shared[0]].frame_index if shared else start
+    for frame in between:
+        t = (frame.index - start) / (end - start) if end > start else 0.0
+        for track_id in shared:
+            a, b = before[track_id], after[track_id].detection
+            box = BBox(*(u + t * (v - u) for u, v in zip(_corners(a.box), _corners(b.box), strict=True)))
+            crop = crop_face(frame.image, box, config.crop_size, config.margin)
+            detection = Detection(box, min(a.score, b.score))
+            yield TrackedFace(frame.index, frame.timestamp, track_id, detection, crop)
+
+
+def _corners(box: BBox) -> tuple[float, float, float, float]:
+    return (box.x1, box.y1, box.x2, box.y2)

@@ -114,7 +114,9 @@ def select_records(
 
 def store_settings(config: Config) -> dict[str, Any]:
     """The settings that decide the crops and clips; a store refuses to mix in crops made otherwise."""
-    faces = config.faces.model_dump(mode="json", exclude={"device"})
+    # detect_every=1 is left out so that stores made before the option existed stay valid
+    exclude = {"device"} | ({"detect_every"} if config.faces.detect_every == 1 else set())
+    faces = config.faces.model_dump(mode="json", exclude=exclude)
     return {
         "faces": faces,
         "frame_stride": config.clips.frame_stride,
