@@ -19,6 +19,8 @@ from deepfake_detect.inference import DetectOptions, Detector, VideoResult
 
 VARIANTS: dict[str, dict[str, Any]] = {
     "defaults": {},
+    "detect_every=1 (detector on every frame)": {"detect_every": 1},
+    "detect_every=8": {"detect_every": 8},
     "min_face_size=80": {"min_face_size": 80},
     "detect_max_side=480": {"detect_max_side": 480},
     "min_face_size=80, detect_max_side=480": {"min_face_size": 80, "detect_max_side": 480},

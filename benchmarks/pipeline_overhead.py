@@ -2,9 +2,10 @@
 
 Same 1080p video with one face as benchmark 1 and the same model (ResNet-50 + LSTM 4 x 512), Detector
 defaults (300 frames = the whole 10 s). Stages alone, with the Detector's own components and settings:
-decode (``video.iter_frames`` only), detect (the face detector on each frame, with the Detector's
-``detect_threads`` torch threads; decoding not timed), crop (``faces.crop_face`` +
-``FaceTracker.update``), embed (all crops, ``batch_size`` at a time) and head (scoring and timeline
+decode (``video.iter_frames`` only), detect (the face detector on the frames the pipeline detects in,
+every ``detect_every``-th, with the Detector's ``detect_threads`` torch threads), crop
+(``faces.track_faces``' cropping, tracking and box interpolation: its loop time less decoding and
+detection), embed (all crops, ``batch_size`` at a time) and head (scoring and timeline
 windows of every track). End-to-end and stages are measured alternately,
 ``repeats`` times each, and the fastest of each is used (the machine is shared).
 """
@@ -17,14 +18,26 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks import common, inputs
-from deepfake_detect.faces import FaceTracker, crop_face
+from deepfake_detect.faces import FaceDetector, track_faces
 from deepfake_detect.inference import DetectOptions, Detector
 from deepfake_detect.inference.pipeline import torch_threads
 from deepfake_detect.inference.scoring import score_spans, scoring_windows, timeline_windows
+from deepfake_detect.types import Detection
 from deepfake_detect.video import choose_stride, iter_frames, probe
 
 TARGET = 1.25
 STAGES = ("decode", "detect", "crop", "embed", "head")
+
+
+class _TimedDetector:
+    """The Detector's face detector, timed, with the pipeline's torch threads (detect_threads)."""
+
+    def __init__(self, detector: FaceDetector, watch: common.Stopwatch, threads: int | None) -> None:
+        self.name, self.detector, self.watch, self.threads = detector.name, detector, watch, threads
+
+    def detect(self, image: np.ndarray) -> list[Detection]:
+        with self.watch, torch_threads(self.threads):
+            return self.detector.detect(image)
 
 
 def stages_alone(detector: Detector, video: Path) -> dict[str, float]:
@@ -36,20 +49,19 @@ def stages_alone(detector: Detector, video: Path) -> dict[str, float]:
         info = probe(video, max_pixels=options.max_pixels)
         stride = choose_stride(info, settings.frame_stride, settings.min_clip_len)
         count = sum(1 for _ in iter_frames(video, stride, options.max_frames, options.max_pixels))
-    tracker = FaceTracker(mse_threshold=faces.mse_threshold, compare_size=faces.compare_size)
+    timed_detector = _TimedDetector(detector.face_detector, watches["detect"], options.detect_threads)
     crops: list[np.ndarray] = []
     tracks: dict[int, list[int]] = {}  # track id -> frame indices
     positions: dict[int, list[int]] = {}  # track id -> rows of its crops in ``crops``
-    for frame in iter_frames(video, stride, options.max_frames, options.max_pixels):
-        with watches["detect"], torch_threads(options.detect_threads):  # as the pipeline runs it
-            found = detector.face_detector.detect(frame.image)
-        with watches["crop"]:
-            these = [crop_face(frame.image, d.box, faces.crop_size, faces.margin) for d in found]
-            ids = tracker.update(frame.index, these)
-        for track_id, crop in zip(ids, these, strict=True):
-            tracks.setdefault(track_id, []).append(frame.index)
-            positions.setdefault(track_id, []).append(len(crops))
-            crops.append(crop)
+    loop = common.Stopwatch()
+    with loop:  # crop + track = this loop's time less its decoding (timed above) and detection
+        for face in track_faces(
+            iter_frames(video, stride, options.max_frames, options.max_pixels), timed_detector, faces
+        ):
+            tracks.setdefault(face.track_id, []).append(face.frame_index)
+            positions.setdefault(face.track_id, []).append(len(crops))
+            crops.append(face.crop)
+    watches["crop"].seconds = max(0.0, loop.seconds - watches["detect"].seconds - watches["decode"].seconds)
     embeddings = []
     with watches["embed"]:
         for start in range(0, len(crops), options.batch_size):
