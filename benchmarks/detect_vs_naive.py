@@ -84,13 +84,15 @@ def same_faces(match: dict[str, Any], faces: int) -> bool:
     )
 
 
-def run_case(video: Path, model: Path, faces: int, frames: int, label: str) -> list[common.Ratio]:
+def run_case(
+    video: Path, model: Path, faces: int, frames: int, label: str, device: str = "cpu"
+) -> list[common.Ratio]:
     options = DetectOptions(max_frames=frames, keep_embeddings=True)
-    detector = Detector.load(model, options=options)
+    detector = Detector.load(model, options=options, device=device)
     detector.face_detector.detect(np.zeros((160, 160, 3), np.uint8))  # warm-up: build MTCNN
     size = detector.engine.config.faces.get("crop_size", 256)
     detector.engine.embed(np.zeros((options.batch_size, size, size, 3), np.uint8))
-    naive = NaivePipeline(model)
+    naive = NaivePipeline(model, device=device)
     naive.warm_up()
     with common.quiet_logs():
         result, detect_s = common.timed(lambda: detector.detect(video))

@@ -48,18 +48,19 @@ def iou(a: np.ndarray, b: np.ndarray) -> float:
 class NaivePipeline:
     """Per-frame, full-resolution, one-image-at-a-time fp32 inference of a model directory."""
 
-    def __init__(self, model_dir: Path) -> None:
+    def __init__(self, model_dir: Path, device: str = "cpu") -> None:
         from facenet_pytorch import MTCNN
 
         loaded = load_model_dir(model_dir)
-        self.extractor = loaded.extractor.float().eval()
-        self.head = loaded.head.float().eval()
+        self.device = torch.device(device)
+        self.extractor = loaded.extractor.float().eval().to(self.device)
+        self.head = loaded.head.float().eval().to(self.device)
         config = loaded.config
         faces, clips = config.face_config(), config.clip_config()
         self.margin, self.score_threshold = faces.margin, faces.score_threshold
         self.crop_size = faces.crop_size  # the size the model's training crops were stored at
         self.clip_len, self.min_clip_len = clips.clip_len, clips.min_clip_len
-        self.mtcnn = MTCNN(keep_all=True, device=torch.device("cpu"))  # full frame, min face 20 px
+        self.mtcnn = MTCNN(keep_all=True, device=self.device)  # full frame, min face 20 px
         self.stages: dict[str, float] = {}
 
     def _timed(self, stage: str, start: float) -> None:
@@ -84,7 +85,8 @@ class NaivePipeline:
     @torch.no_grad()
     def embed(self, crop: np.ndarray) -> np.ndarray:
         """One (S, S, 3) crop -> (D,) with the model's own resize and normalisation, fp32."""
-        return self.extractor(self.extractor.prepare(crop[None]))[0].numpy()  # (D,)
+        x = self.extractor.prepare(torch.from_numpy(crop[None]).to(self.device))
+        return self.extractor(x)[0].cpu().numpy()  # (D,)
 
     def detect(self, rgb: np.ndarray) -> list[np.ndarray]:
         with warnings.catch_warnings():
@@ -113,8 +115,8 @@ class NaivePipeline:
         windows = [w for w in windows if len(w) == self.clip_len or len(w) >= self.min_clip_len]
         probs = []
         for window in windows:
-            x = torch.from_numpy(window).float().unsqueeze(0)  # (1, T, D)
-            logit = self.head(x, torch.tensor([len(window)]))
+            x = torch.from_numpy(window).float().unsqueeze(0).to(self.device)  # (1, T, D)
+            logit = self.head(x, torch.tensor([len(window)]))  # lengths stay on the CPU
             probs.append(float(torch.sigmoid(logit)[0]))
         return float(np.mean(probs)) if probs else float("nan")
 

@@ -27,12 +27,12 @@ def bench_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("bench-cache")
 
 
-def run_quick(name: str, cache: Path, tmp_path: Path) -> str:
+def run_quick(name: str, cache: Path, tmp_path: Path, *extra: str) -> str:
     """``python -m benchmarks.NAME --quick``; its stdout. Asserts it succeeded and recorded nothing."""
     results = tmp_path / "RESULTS.md"
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "XDG_CACHE_HOME": str(tmp_path / "xdg")}
     command = [sys.executable, "-m", f"benchmarks.{name}", "--quick"]
-    command += ["--cache", str(cache), "--results", str(results)]
+    command += ["--cache", str(cache), "--results", str(results), *extra]
     done = subprocess.run(
         command, cwd=REPO, env=env, capture_output=True, text=True, timeout=900, check=False
     )
@@ -72,3 +72,11 @@ def test_report_only_benchmark_quick(name: str, bench_cache: Path, tmp_path: Pat
     stdout = run_quick(name, bench_cache, tmp_path)
     expected = "defaults" if name == "detect_levers" else "stage timings of detect"
     assert expected in stdout
+
+
+@pytest.mark.slow
+def test_gpu_benchmark_runs_on_the_cpu_when_told(bench_cache: Path, tmp_path: Path) -> None:
+    """Benchmark 6's code path, with the CPU standing in for the GPU (CI has no GPU)."""
+    lines = ratio_lines(run_quick("gpu", bench_cache, tmp_path, "--device", "cpu"))
+    assert [m.group(1) for m in lines] == ["detect_vs_naive"] * 2 + ["gpu_end_to_end"] * 2
+    assert all(math.isfinite(float(m.group(3))) and float(m.group(3)) > 0 for m in lines)

@@ -71,8 +71,10 @@ class Detector:
 
     @property
     def face_detector(self) -> FaceDetector:
+        """The model's face detector, on this Detector's device (``--device cuda`` moves MTCNN too)."""
         if self._face_detector is None:
-            self._face_detector = create_face_detector(self.settings.faces)
+            faces = self.settings.faces.model_copy(update={"device": self.device})
+            self._face_detector = create_face_detector(faces)
         return self._face_detector
 
     def detect(self, path: Path | str) -> VideoResult:
