@@ -280,3 +280,19 @@ def test_keyframe_detection_leaves_a_gap_where_a_face_is_missing(
     faces = list(track_faces(frames, mtcnn_detector, FaceConfig(min_face_size=20, detect_every=4)))
     # detected in 0 and 4, not in 8: frames 1-3 are interpolated, 5-7 are a gap (the face's end is unknown)
     assert [f.frame_index for f in faces] == [0, 1, 2, 3, 4]
+
+
+def test_keyframe_detection_keeps_the_frames_read_before_decoding_fails(
+    mtcnn_detector: MTCNNDetector, astronaut_rgb: np.ndarray
+) -> None:
+    frames = _panning(astronaut_rgb, 6)
+
+    def broken() -> Iterator[Frame]:
+        yield from frames
+        raise RuntimeError("the decoder gave up")
+
+    faces: list[TrackedFace] = []
+    with pytest.raises(RuntimeError, match="gave up"):
+        for face in track_faces(broken(), mtcnn_detector, FaceConfig(min_face_size=20, detect_every=4)):
+            faces.append(face)
+    assert [f.frame_index for f in faces] == [0, 1, 2, 3, 4, 5]  # 5, the last read, was detected in

@@ -66,15 +66,30 @@ def _track_keyframes(
     """``track_faces`` with detection on every ``detect_every``-th frame (see there)."""
     between: list[Frame] = []  # frames since the last detected one, not yet yielded
     previous: tuple[int, dict[int, Detection]] | None = None  # last detected frame: index, track -> face
-    for position, frame in enumerate(frames):
-        if position % config.detect_every:
-            between.append(frame)
-            continue
-        found = _detect_in(frame, detector, tracker, config)
-        yield from _interpolated(between, previous, found, config)
-        yield from found
-        previous, between = (frame.index, {f.track_id: f.detection for f in found}), []
-    if between:  # the video ended between two detected frames: detect in its last frame too
+    try:
+        for position, frame in enumerate(frames):
+            if position % config.detect_every:
+                between.append(frame)
+                continue
+            found = _detect_in(frame, detector, tracker, config)
+            yield from _interpolated(between, previous, found, config)
+            yield from found
+            previous, between = (frame.index, {f.track_id: f.detection for f in found}), []
+    except Exception:  # decoding broke off: the frames already read still count, then the error goes on
+        yield from _last_frames(between, previous, detector, tracker, config)
+        raise
+    yield from _last_frames(between, previous, detector, tracker, config)
+
+
+def _last_frames(
+    between: list[Frame],
+    previous: tuple[int, dict[int, Detection]] | None,
+    detector: FaceDetector,
+    tracker: FaceTracker,
+    config: FaceConfig,
+) -> Iterator[TrackedFace]:
+    """The stream ended between two detected frames: detect in its last frame and fill the ones before."""
+    if between:
         last = between.pop()
         found = _detect_in(last, detector, tracker, config)
         yield from _interpolated(between, previous, found, config)
