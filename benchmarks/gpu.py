@@ -5,10 +5,11 @@
 
 - detect vs the naive reference (benchmark 1) with both on the GPU: the naive pipeline runs MTCNN and
   the fp32 extractor on CUDA one frame and one crop at a time; ``detect`` uses its defaults on CUDA
-  (bf16 autocast, batched crops, MTCNN on CUDA on every 4th frame).
+  (bf16 autocast, batched crops, MTCNN on CUDA on every 4th frame, 8 such frames per call).
 - DFDC-like end to end: ``Detector.detect`` with its defaults (``max_frames`` 300: the whole video) on
-  the 1-face 1080p video, best of 3 after a warm-up on another video; also with the detector on every
-  frame (``detect_every=1``). Decoding stays on the CPU (PyAV, threaded).
+  the 1-face 1080p video, best of 3 after a warm-up on another video; also without batched detection
+  (``detect_batch=1``) and with the detector on every frame (``detect_every=1``). Decoding stays on
+  the CPU (PyAV, threaded).
 
 Without CUDA it says so and exits 0 (``--device cpu --quick`` runs it on the CPU as a smoke test).
 """
@@ -77,6 +78,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     warm = common.face_video(args.cache, 480, 270, 0.6)
     for name, options in (
         ("defaults", DetectOptions()),
+        ("detect_batch=1 (no batched detection)", DetectOptions(detect_batch=1)),
         ("detect_every=1", DetectOptions(detect_every=1)),
     ):
         figures = end_to_end(models[0][1], video, warm, args.device, options)

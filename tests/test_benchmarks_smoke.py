@@ -78,5 +78,5 @@ def test_report_only_benchmark_quick(name: str, bench_cache: Path, tmp_path: Pat
 def test_gpu_benchmark_runs_on_the_cpu_when_told(bench_cache: Path, tmp_path: Path) -> None:
     """Benchmark 6's code path, with the CPU standing in for the GPU (CI has no GPU)."""
     lines = ratio_lines(run_quick("gpu", bench_cache, tmp_path, "--device", "cpu"))
-    assert [m.group(1) for m in lines] == ["detect_vs_naive"] * 2 + ["gpu_end_to_end"] * 2
+    assert [m.group(1) for m in lines] == ["detect_vs_naive"] * 2 + ["gpu_end_to_end"] * 3
     assert all(math.isfinite(float(m.group(3))) and float(m.group(3)) > 0 for m in lines)

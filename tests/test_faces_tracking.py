@@ -296,3 +296,30 @@ def test_keyframe_detection_keeps_the_frames_read_before_decoding_fails(
         for face in track_faces(broken(), mtcnn_detector, FaceConfig(min_face_size=20, detect_every=4)):
             faces.append(face)
     assert [f.frame_index for f in faces] == [0, 1, 2, 3, 4, 5]  # 5, the last read, was detected in
+
+
+class _BatchCountingDetector(_CountingDetector):
+    """Also offers ``detect_many`` (as MTCNN does), counting its calls and the frames in them."""
+
+    def __init__(self, detector: MTCNNDetector) -> None:
+        super().__init__(detector)
+        self.batches: list[int] = []
+
+    def detect_many(self, images: list[np.ndarray]) -> list:
+        self.batches.append(len(images))
+        return self.detector.detect_many(images)
+
+
+def test_batched_keyframe_detection_gives_the_same_faces(
+    mtcnn_detector: MTCNNDetector, astronaut_rgb: np.ndarray
+) -> None:
+    frames = _panning(astronaut_rgb, 14, blank=(9,))
+    one = list(track_faces(frames, mtcnn_detector, FaceConfig(min_face_size=20, detect_every=3)))
+    counting = _BatchCountingDetector(mtcnn_detector)
+    config = FaceConfig(min_face_size=20, detect_every=3, detect_batch=2)
+    batched = list(track_faces(frames, counting, config))
+    # detected in 0, 3 | 6, 9 | 12 and the last (13): batches of 2 keyframes, the rest at the end
+    assert counting.batches == [2, 2, 2] and counting.calls == 0
+    assert [(f.frame_index, f.track_id) for f in batched] == [(f.frame_index, f.track_id) for f in one]
+    for mine, theirs in zip(batched, one, strict=True):
+        assert np.abs(np.subtract(_corners(mine.detection.box), _corners(theirs.detection.box))).max() < 0.5

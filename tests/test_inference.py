@@ -291,11 +291,15 @@ def test_options_resolve_against_the_model(detect_model_dir: Path) -> None:
     assert (custom.threshold, custom.faces.detector, custom.faces.detect_max_side) == (0.3, "haar", 128)
     assert settings.faces.detect_every == 4 and config.face_config().detect_every == 1  # inference's own
     assert resolve(DetectOptions(detect_every=1), config).faces.detect_every == 1
+    assert settings.faces.detect_batch == 1  # on the CPU; 8 on a GPU
+    assert resolve(DetectOptions(), config, "cuda").faces.detect_batch == 8
+    assert resolve(DetectOptions(detect_batch=3), config, "cuda").faces.detect_batch == 3
     for bad in (
         DetectOptions(threshold=1.0),
         DetectOptions(precision="fp8"),
         DetectOptions(batch_size=0),
         DetectOptions(detect_every=0),
+        DetectOptions(detect_batch=0),
     ):
         with pytest.raises(ValueError):
             resolve(bad, config)

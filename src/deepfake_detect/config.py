@@ -43,6 +43,13 @@ class FaceConfig(_Section):
         description="run the detector on every k-th kept frame; faces in between get boxes interpolated "
         "along their track between two detections (1: every frame, as the paper)",
     )
+    detect_batch: int = Field(
+        1,
+        ge=1,
+        le=64,
+        description="with detect_every > 1, detect in this many of those frames in one batched call (for a "
+        "GPU; the frames between them, detect_batch x detect_every, are held in memory meanwhile)",
+    )
     device: str = "cpu"
 
 

@@ -10,7 +10,7 @@ import numpy as np
 
 from deepfake_detect.config import FaceConfig
 from deepfake_detect.faces.crop import crop_face
-from deepfake_detect.faces.detectors.base import FaceDetector
+from deepfake_detect.faces.detectors.base import FaceDetector, detect_many
 from deepfake_detect.faces.tracking import FaceTracker
 from deepfake_detect.types import BBox, Detection, Frame
 
@@ -51,7 +51,12 @@ def _detect_in(
     frame: Frame, detector: FaceDetector, tracker: FaceTracker, config: FaceConfig
 ) -> list[TrackedFace]:
     """The faces the detector finds in ``frame``, cropped and given their track ids."""
-    detections = detector.detect(frame.image)
+    return _faces_in(frame, detector.detect(frame.image), tracker, config)
+
+
+def _faces_in(
+    frame: Frame, detections: list[Detection], tracker: FaceTracker, config: FaceConfig
+) -> list[TrackedFace]:
     crops = [crop_face(frame.image, d.box, config.crop_size, config.margin) for d in detections]
     track_ids = tracker.update(frame.index, crops)
     return [
@@ -60,40 +65,59 @@ def _detect_in(
     ]
 
 
+@dataclass
+class _Keyframes:
+    """State of keyframe tracking: frames read but not yielded, and the last detected frame's faces."""
+
+    pending: list[tuple[Frame, bool]]  # (frame, detect in it?) in reading order
+    previous: tuple[int, dict[int, Detection]] | None = None  # last detected frame: index, track -> box
+
+    @property
+    def keys(self) -> int:
+        return sum(key for _, key in self.pending)
+
+
 def _track_keyframes(
     frames: Iterable[Frame], detector: FaceDetector, tracker: FaceTracker, config: FaceConfig
 ) -> Iterator[TrackedFace]:
-    """``track_faces`` with detection on every ``detect_every``-th frame (see there)."""
-    between: list[Frame] = []  # frames since the last detected one, not yet yielded
-    previous: tuple[int, dict[int, Detection]] | None = None  # last detected frame: index, track -> face
+    """``track_faces`` with detection on every ``detect_every``-th frame (see there).
+
+    Frames wait in ``pending`` until ``detect_batch`` of them are to be detected in (one batched call),
+    then go out in order: each detected frame preceded by the frames between it and the one before.
+    """
+    state = _Keyframes(pending=[])
     try:
         for position, frame in enumerate(frames):
-            if position % config.detect_every:
-                between.append(frame)
-                continue
-            found = _detect_in(frame, detector, tracker, config)
-            yield from _interpolated(between, previous, found, config)
-            yield from found
-            previous, between = (frame.index, {f.track_id: f.detection for f in found}), []
+            key = position % config.detect_every == 0
+            state.pending.append((frame, key))
+            if key and state.keys >= config.detect_batch:
+                yield from _flush(state, detector, tracker, config)
     except Exception:  # decoding broke off: the frames already read still count, then the error goes on
-        yield from _last_frames(between, previous, detector, tracker, config)
+        yield from _flush(state, detector, tracker, config, last=True)
         raise
-    yield from _last_frames(between, previous, detector, tracker, config)
+    yield from _flush(state, detector, tracker, config, last=True)
 
 
-def _last_frames(
-    between: list[Frame],
-    previous: tuple[int, dict[int, Detection]] | None,
-    detector: FaceDetector,
-    tracker: FaceTracker,
-    config: FaceConfig,
+def _flush(
+    state: _Keyframes, detector: FaceDetector, tracker: FaceTracker, config: FaceConfig, last: bool = False
 ) -> Iterator[TrackedFace]:
-    """The stream ended between two detected frames: detect in its last frame and fill the ones before."""
-    if between:
-        last = between.pop()
-        found = _detect_in(last, detector, tracker, config)
-        yield from _interpolated(between, previous, found, config)
-        yield from found
+    """Detect in the pending keyframes (and, at the ``last`` flush, in the stream's last frame too)."""
+    if not state.pending:
+        return
+    if last:  # the stream ended between two detected frames: detect in its last frame too
+        state.pending[-1] = (state.pending[-1][0], True)
+    pending, state.pending = state.pending, []
+    keys = [frame for frame, key in pending if key]
+    found = dict(zip((f.index for f in keys), detect_many(detector, [f.image for f in keys]), strict=True))
+    between: list[Frame] = []
+    for frame, key in pending:
+        if not key:
+            between.append(frame)
+            continue
+        faces = _faces_in(frame, found[frame.index], tracker, config)
+        yield from _interpolated(between, state.previous, faces, config)
+        yield from faces
+        state.previous, between = (frame.index, {f.track_id: f.detection for f in faces}), []
 
 
 def _interpolated(

@@ -46,7 +46,7 @@ class Detector:
     ) -> None:
         self.engine = engine
         self.options = options or DetectOptions()
-        self.settings = resolve(self.options, engine.config)
+        self.settings = resolve(self.options, engine.config, device)
         self.model_dir = Path(model_dir) if model_dir is not None else None
         self.engine_name = engine_name or engine.name
         self.device = device

@@ -114,8 +114,9 @@ def select_records(
 
 def store_settings(config: Config) -> dict[str, Any]:
     """The settings that decide the crops and clips; a store refuses to mix in crops made otherwise."""
-    # detect_every=1 is left out so that stores made before the option existed stay valid
-    exclude = {"device"} | ({"detect_every"} if config.faces.detect_every == 1 else set())
+    # detect_every=1 is left out so that stores made before the option existed stay valid; detect_batch
+    # changes how many frames are detected per call, not the crops
+    exclude = {"device", "detect_batch"} | ({"detect_every"} if config.faces.detect_every == 1 else set())
     faces = config.faces.model_dump(mode="json", exclude=exclude)
     return {
         "faces": faces,

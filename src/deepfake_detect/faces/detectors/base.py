@@ -31,6 +31,14 @@ FaceDetectorFactory = Callable[[FaceConfig], FaceDetector]
 FACE_DETECTORS: Registry[FaceDetectorFactory] = Registry("face detector")
 
 
+def detect_many(detector: FaceDetector, images: list[np.ndarray]) -> list[list[Detection]]:
+    """``detector.detect`` of each image; one batched call where the backend has ``detect_many``."""
+    batched = getattr(detector, "detect_many", None)
+    if batched is not None and len(images) > 1:
+        return list(batched(images))
+    return [detector.detect(image) for image in images]
+
+
 def create_face_detector(config: FaceConfig) -> FaceDetector:
     """Build the backend named by ``config.detector`` (models load lazily, on the first ``detect``)."""
     return FACE_DETECTORS.get(config.detector)(config)

