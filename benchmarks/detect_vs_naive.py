@@ -14,6 +14,7 @@ Model loading is not timed on either side; both are warmed up on a dummy input f
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -138,25 +139,50 @@ def run_case(
     return [speed, agree]
 
 
+@dataclass(frozen=True)
+class Setup:
+    """The videos and models of benchmark 1 (also used by benchmark 6 on a GPU)."""
+
+    size: tuple[int, int]
+    seconds: float
+    frames: int
+    face_counts: tuple[int, ...]
+    spec: inputs.ModelSpec
+    models: list[tuple[str, Path]]  # (name, model dir): the random-init spec, then a demo-trained one
+    demo: Path | None
+
+
+def setup(cache: Path, quick: bool) -> Setup:
+    face_counts: tuple[int, ...]
+    if quick:
+        size, seconds, frames, face_counts, spec = (480, 270), 0.6, 18, (1,), inputs.QUICK_MODEL
+    else:
+        size, seconds, frames, face_counts, spec = (1920, 1080), 10.0, 100, (1, 3), inputs.ModelSpec()
+    models = [(spec.backbone, inputs.model_dir(cache, spec))]
+    demo = None if quick else inputs.demo_model_dir(cache)
+    if demo is not None:
+        models.append((f"demo-trained {read_model_config(demo).backbone}", demo))
+    return Setup(size, seconds, frames, face_counts, spec, models, demo)
+
+
+def run_all(cache: Path, case: Setup, device: str = "cpu", prefix: str = "") -> list[common.Ratio]:
+    """Every (video, model) pair of ``case``; labels start with ``prefix``."""
+    ratios = []
+    for faces in case.face_counts:
+        video = common.face_video(cache, *case.size, case.seconds, faces=faces)
+        for name, model in case.models:
+            label = f"{prefix}{case.size[1]}p, {faces} face{'s' if faces > 1 else ''}, {name}"
+            ratios += run_case(video, model, faces, case.frames, label, device=device)
+    return ratios
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = common.parse(common.parser(__doc__ or ""), argv)
     common.set_threads(2)
     start = common.machine()
-    face_counts: tuple[int, ...]
-    if args.quick:
-        size, seconds, frames, face_counts, spec = (480, 270), 0.6, 18, (1,), inputs.QUICK_MODEL
-    else:
-        size, seconds, frames, face_counts, spec = (1920, 1080), 10.0, 100, (1, 3), inputs.ModelSpec()
-    models = [(spec.backbone, inputs.model_dir(args.cache, spec))]
-    demo = None if args.quick else inputs.demo_model_dir(args.cache)
-    if demo is not None:
-        models.append((f"demo-trained {read_model_config(demo).backbone}", demo))
-    ratios = []
-    for faces in face_counts:
-        video = common.face_video(args.cache, *size, seconds, faces=faces)
-        for name, model in models:
-            label = f"{size[1]}p, {faces} face{'s' if faces > 1 else ''}, {name}"
-            ratios += run_case(video, model, faces, frames, label)
+    case = setup(args.cache, args.quick)
+    spec, demo = case.spec, case.demo
+    ratios = run_all(args.cache, case)
     notes = [
         "naive = cv2.VideoCapture + MTCNN on the full frame + fp32 extractor one crop at a time + LSTM;"
         " detect = Detector defaults (max_frames set to the same frames, keep_embeddings on).",

@@ -21,7 +21,7 @@ from typing import Any
 
 import torch
 
-from benchmarks import common, detect_vs_naive, inputs
+from benchmarks import common, detect_vs_naive
 from deepfake_detect.inference import DetectOptions, Detector
 
 END_TO_END_TARGET_S = 1.0
@@ -59,33 +59,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     common.set_threads(2)
     start = common.machine()
     card = torch.cuda.get_device_name(0) if args.device.startswith("cuda") else "none (CPU)"
-    face_counts: tuple[int, ...]
-    if args.quick:
-        size, seconds, frames, face_counts, spec = (480, 270), 0.6, 18, (1,), inputs.QUICK_MODEL
-    else:
-        size, seconds, frames, face_counts, spec = (1920, 1080), 10.0, 100, (1, 3), inputs.ModelSpec()
-    models = [(spec.backbone, inputs.model_dir(args.cache, spec))]
-    demo = None if args.quick else inputs.demo_model_dir(args.cache)
-    if demo is not None:
-        models.append(("demo-trained", demo))
-    ratios: list[common.Ratio] = []
-    for faces in face_counts:
-        video = common.face_video(args.cache, *size, seconds, faces=faces)
-        for name, model in models:
-            label = f"{args.device}, {size[1]}p, {faces} face{'s' if faces > 1 else ''}, {name}"
-            ratios += detect_vs_naive.run_case(video, model, faces, frames, label, device=args.device)
-    video = common.face_video(args.cache, *size, seconds, faces=1)
+    case = detect_vs_naive.setup(args.cache, args.quick)
+    ratios = detect_vs_naive.run_all(args.cache, case, device=args.device, prefix=f"{args.device}, ")
+    video = common.face_video(args.cache, *case.size, case.seconds, faces=1)
     warm = common.face_video(args.cache, 480, 270, 0.6)
     for name, options in (
         ("defaults", DetectOptions()),
         ("detect_batch=1 (no batched detection)", DetectOptions(detect_batch=1)),
         ("detect_every=1", DetectOptions(detect_every=1)),
     ):
-        figures = end_to_end(models[0][1], video, warm, args.device, options)
+        figures = end_to_end(case.models[0][1], video, warm, args.device, options)
         ratios.append(
             common.Ratio(
                 "gpu_end_to_end",
-                f"{args.device}, {video.stem}, {spec.backbone}, {name}",
+                f"{args.device}, {video.stem}, {case.spec.backbone}, {name}",
                 figures["best_s"],
                 END_TO_END_TARGET_S,
                 "at_most",
