@@ -34,9 +34,11 @@ def track_faces(frames: Iterable[Frame], detector: FaceDetector, config: FaceCon
     With ``config.detect_every`` = k > 1 the detector runs on every k-th frame (and on the last one);
     a face found in two consecutive detected frames and paired by the tracker gets, in each frame
     between them, the box interpolated linearly between its two boxes (score: the lower of the two). A
-    face seen in only one of them leaves the frames between as a gap in its track. Only the frames since
-    the last detected one (at most k - 1) and each track's last (small) crop are held, so memory does
-    not grow with the video's length. A frame without faces yields nothing (a gap in every track).
+    face seen in only one of them leaves the frames between as a gap in its track. ``detect_batch`` of the
+    frames to detect in go to the detector in one call. Only the frames not yet yielded (fewer than
+    k x detect_batch) and each track's last (small) crop are held, so memory does not grow with the
+    video's length. A frame without faces yields nothing (a gap in every track). If reading the frames
+    raises, the faces of the frames already read are yielded first.
     """
     tracker = FaceTracker(mse_threshold=config.mse_threshold, compare_size=config.compare_size)
     if config.detect_every == 1:
