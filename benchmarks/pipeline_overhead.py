@@ -18,26 +18,14 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks import common, inputs
-from deepfake_detect.faces import FaceDetector, track_faces
+from deepfake_detect.faces import track_faces
 from deepfake_detect.inference import DetectOptions, Detector
-from deepfake_detect.inference.pipeline import torch_threads
+from deepfake_detect.inference.pipeline import StageTimer, TimedDetector
 from deepfake_detect.inference.scoring import score_spans, scoring_windows, timeline_windows
-from deepfake_detect.types import Detection
 from deepfake_detect.video import choose_stride, iter_frames, probe
 
 TARGET = 1.25
 STAGES = ("decode", "detect", "crop", "embed", "head")
-
-
-class _TimedDetector:
-    """The Detector's face detector, timed, with the pipeline's torch threads (detect_threads)."""
-
-    def __init__(self, detector: FaceDetector, watch: common.Stopwatch, threads: int | None) -> None:
-        self.name, self.detector, self.watch, self.threads = detector.name, detector, watch, threads
-
-    def detect(self, image: np.ndarray) -> list[Detection]:
-        with self.watch, torch_threads(self.threads):
-            return self.detector.detect(image)
 
 
 def stages_alone(detector: Detector, video: Path) -> dict[str, float]:
@@ -49,7 +37,8 @@ def stages_alone(detector: Detector, video: Path) -> dict[str, float]:
         info = probe(video, max_pixels=options.max_pixels)
         stride = choose_stride(info, settings.frame_stride, settings.min_clip_len)
         count = sum(1 for _ in iter_frames(video, stride, options.max_frames, options.max_pixels))
-    timed_detector = _TimedDetector(detector.face_detector, watches["detect"], options.detect_threads)
+    detect_timer = StageTimer()  # the pipeline's own timed wrapper: same threads, same batching
+    timed_detector = TimedDetector(detector.face_detector, detect_timer, options.detect_threads)
     crops: list[np.ndarray] = []
     tracks: dict[int, list[int]] = {}  # track id -> frame indices
     positions: dict[int, list[int]] = {}  # track id -> rows of its crops in ``crops``
@@ -61,6 +50,7 @@ def stages_alone(detector: Detector, video: Path) -> dict[str, float]:
             tracks.setdefault(face.track_id, []).append(face.frame_index)
             positions.setdefault(face.track_id, []).append(len(crops))
             crops.append(face.crop)
+    watches["detect"].seconds = detect_timer.seconds.get("detect", 0.0)
     watches["crop"].seconds = max(0.0, loop.seconds - watches["detect"].seconds - watches["decode"].seconds)
     embeddings = []
     with watches["embed"]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -275,6 +276,34 @@ def _tracked(index: int, track: int, crop: np.ndarray):  # type: ignore[no-untyp
     from deepfake_detect.faces import TrackedFace
 
     return TrackedFace(index, index / 25, track, Detection(BBox(0, 0, 10, 10), 0.99), crop)
+
+
+class _BatchRecorder:
+    """The Detector's own face detector, recording the size of every batched call."""
+
+    def __init__(self, detector: Any) -> None:
+        self.name, self.detector, self.batches = detector.name, detector, []
+
+    def detect(self, image: np.ndarray) -> list[Detection]:
+        self.batches.append(1)
+        return self.detector.detect(image)
+
+    def detect_many(self, images: list[np.ndarray]) -> list[list[Detection]]:
+        self.batches.append(len(images))
+        return self.detector.detect_many(images)
+
+
+def test_detect_batch_reaches_the_face_detector(
+    detect_model_dir: Path, detect_media: dict[str, Path], face_result: VideoResult
+) -> None:
+    """28 frames, detection in 0, 4, ..., 24 and the last (27): batches of 3 keyframes, then the rest."""
+    detector = Detector.load(detect_model_dir, options=DetectOptions(detect_batch=3))
+    recorder = _BatchRecorder(detector.face_detector)
+    detector._face_detector = recorder  # the pipeline gets it through Detector.face_detector
+    result = detector.detect(detect_media["face"])
+    assert recorder.batches == [3, 3, 2]
+    assert result.ok and [f.n_frames for f in result.faces] == [f.n_frames for f in face_result.faces]
+    assert result.faces[0].fake_probability == pytest.approx(face_result.faces[0].fake_probability, abs=1e-4)
 
 
 def test_options_resolve_against_the_model(detect_model_dir: Path) -> None:

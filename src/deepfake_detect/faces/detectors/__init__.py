@@ -6,6 +6,7 @@ from deepfake_detect.faces.detectors.base import (
     FaceDetector,
     FaceDetectorFactory,
     create_face_detector,
+    detect_many,
 )
 from deepfake_detect.faces.detectors.haar import HaarDetector
 from deepfake_detect.faces.detectors.mtcnn import MTCNNDetector
@@ -17,4 +18,5 @@ __all__ = [
     "HaarDetector",
     "MTCNNDetector",
     "create_face_detector",
+    "detect_many",
 ]
