@@ -224,11 +224,6 @@ class EpochWindowSampler(Sampler[tuple[int, int]]):
         return ((epoch, index) for index in self.order)
 
 
-def shuffled(size: int, seed: int, distributed: bool) -> dict[str, Any]:
-    """DataLoader options that shuffle the training set (see :class:`EpochShuffleSampler`)."""
-    return {"shuffle": True} if distributed else {"sampler": EpochShuffleSampler(size, seed)}
-
-
 def loader_kwargs(num_workers: int, *, persistent: bool = False) -> dict[str, Any]:
     """DataLoader options for ``num_workers``.
 

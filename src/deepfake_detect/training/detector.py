@@ -29,7 +29,7 @@ from torch.utils.data import DataLoader
 from deepfake_detect.config import Config
 from deepfake_detect.models import SequenceHead, create_head
 from deepfake_detect.training import common
-from deepfake_detect.training.datamodules import EmbeddingDataset, pad_collate, shuffled
+from deepfake_detect.training.datamodules import EmbeddingDataset, EpochShuffleSampler, pad_collate
 from deepfake_detect.training.plots import plot_loss_curves
 
 logger = logging.getLogger(__name__)
@@ -102,8 +102,8 @@ def _loaders(
 ) -> tuple[DataLoader[Any], DataLoader[Any] | None]:
     batch = config.detector.batch_size
     train_set = EmbeddingDataset(embeddings, train_rows)
-    order = shuffled(len(train_set), config.seed, distributed=False)
-    train = DataLoader(train_set, batch_size=batch, collate_fn=pad_collate, **order)
+    order = EpochShuffleSampler(len(train_set), config.seed)
+    train = DataLoader(train_set, batch_size=batch, collate_fn=pad_collate, sampler=order)
     if val_rows is None or not len(val_rows):
         return train, None
     val_set = EmbeddingDataset(embeddings, val_rows)

@@ -144,7 +144,7 @@ def _loaders(
     distributed: bool,
 ) -> tuple[DataLoader[Any], DataLoader[Any] | None]:
     ex = config.extractor
-    kwargs = loader_kwargs(ex.num_workers)
+    persistent = loader_kwargs(ex.num_workers, persistent=True)
     train = ClipWindowDataset(
         store,
         train_rows,
@@ -154,10 +154,10 @@ def _loaders(
         cache_mb=ex.frame_cache_mb,
     )
     if distributed:  # Lightning's DistributedSampler; set_epoch reaches the workers it starts each epoch
-        train_loader = DataLoader(train, batch_size=ex.batch_size, shuffle=True, **kwargs)
+        each_epoch = loader_kwargs(ex.num_workers)
+        train_loader = DataLoader(train, batch_size=ex.batch_size, shuffle=True, **each_epoch)
     else:  # the items carry their epoch, so the workers can persist
         sampler = EpochWindowSampler(len(train), config.seed)
-        persistent = loader_kwargs(ex.num_workers, persistent=True)
         train_loader = DataLoader(train, batch_size=ex.batch_size, sampler=sampler, **persistent)
     if val_rows is None or not len(val_rows):
         return train_loader, None
@@ -165,8 +165,7 @@ def _loaders(
         store, val_rows, ex.extractor_clip_len, random_window=False, cache_mb=ex.frame_cache_mb
     )
     # validation always reads the first window, so its workers can persist in every mode
-    val_kwargs = loader_kwargs(ex.num_workers, persistent=True)
-    return train_loader, DataLoader(val, batch_size=ex.batch_size, shuffle=False, **val_kwargs)
+    return train_loader, DataLoader(val, batch_size=ex.batch_size, shuffle=False, **persistent)
 
 
 def train_extractor(
