@@ -27,7 +27,7 @@ class DetectOptions:
       interpolated along their tracks (``faces.track_faces``); 4 by default (measured on 1080p: detection
       3.8x faster, probabilities within 0.015 of k = 1); 1 detects in every frame, as preprocessing does
       unless ``faces.detect_every`` says otherwise. ``detect_batch``: that many of those frames go through
-      the detector in one batched call; None: 8 on a GPU (measured on an H200: MTCNN 2.28 -> 2.08 s for a
+      the detector in one batched call; None: 8 on a GPU (measured on an H200: MTCNN 1.73 -> 0.80 s for a
       10-s 1080p video), 1 on the CPU, where batching gains nothing and holds more frames in memory.
       ``detect_threads``: torch threads while detecting faces (1; None: unchanged), see pipeline.
     - ``batch_size``: crops per embedding forward pass. ``precision``: "auto" (bf16 autocast where the
