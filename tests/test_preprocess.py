@@ -170,6 +170,8 @@ def _bad_corpus(root: Path, astronaut: np.ndarray) -> dict[str, str]:
     write_video(root / "noface.mp4", (np.full((H, W, 3), 90, np.uint8) for _ in range(12)), fps=FPS)
     _face_video(root / "short.mp4", astronaut, n=5)
     Image.fromarray(astronaut).save(root / "image.mp4", format="PNG")
+    playlist = f"#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXTINF:1.0,\n{root / 'good.mp4'}\n#EXT-X-ENDLIST\n"
+    (root / "playlist.m3u8").write_text(playlist)
     return {
         "good.mp4": "ok",
         "truncated.mp4": "undecodable",
@@ -178,7 +180,8 @@ def _bad_corpus(root: Path, astronaut: np.ndarray) -> dict[str, str]:
         "audio.mp4": "no_video_stream",
         "noface.mp4": "no_face",
         "short.mp4": "too_short",
-        "image.mp4": "undecodable",
+        "image.mp4": "unsupported_format",
+        "playlist.m3u8": "unsupported_format",  # names good.mp4: followed, it would give crops
         "missing.mp4": "not_found",
     }
 
@@ -193,9 +196,10 @@ def test_bad_files_get_clear_statuses_and_a_rerun_skips(tmp_path: Path, astronau
     assert statuses == expected
     failed = manifest[manifest["status"] != "ok"]
     assert (failed["error"].str.len() > 10).all()
-    assert summary.processed == 9 and summary.skipped == 0 and summary.clips == 2
-    assert summary.status_counts["undecodable"] == 4 and sum(summary.status_counts.values()) == 9
-    assert seen[0].done == 0 and seen[-1].done == 9 and seen[-1].failures == 8 and seen[-1].clips == 2
+    assert summary.processed == 10 and summary.skipped == 0 and summary.clips == 2
+    assert summary.status_counts["undecodable"] == 3 and sum(summary.status_counts.values()) == 10
+    assert summary.status_counts["unsupported_format"] == 2
+    assert seen[0].done == 0 and seen[-1].done == 10 and seen[-1].failures == 9 and seen[-1].clips == 2
     assert not (tmp_path / "out" / ".tmp").exists()
     assert sorted(p.name for p in (tmp_path / "out" / "crops").iterdir()) == ["good.mp4"]
 
@@ -203,7 +207,7 @@ def test_bad_files_get_clear_statuses_and_a_rerun_skips(tmp_path: Path, astronau
     stamps = [p.stat().st_mtime_ns for p in rows_files]
     before = (tmp_path / "out" / "manifest.csv").read_bytes()
     again = preprocess_dataset(records, tmp_path / "out", _config(), workers=1)
-    assert again.processed == 0 and again.skipped == 9 and again.status_counts == summary.status_counts
+    assert again.processed == 0 and again.skipped == 10 and again.status_counts == summary.status_counts
     assert [p.stat().st_mtime_ns for p in sorted((tmp_path / "out" / "rows").iterdir())] == stamps
     assert (tmp_path / "out" / "manifest.csv").read_bytes() == before
 

@@ -233,6 +233,12 @@ def _garbage(kind: str, tmp: Path, astronaut: np.ndarray, face_video: Path) -> t
         return "tone.wav", _wav_bytes()
     if kind == "still-image":
         return "astronaut.png", _png_bytes(astronaut)
+    if kind == "hls-playlist":  # names a real video: followed, it would be analysed
+        return "clip.m3u8", f"#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXTINF:2.0,\n{face_video}\n".encode()
+    if kind == "ffconcat":
+        return "clip.ffconcat", f"ffconcat version 1.0\nfile '{face_video}'\n".encode()
+    if kind == "bintext-bytes":  # what FFmpeg's "bin" demuxer read as a 640x400 "video" when spooled as .bin
+        return "garbage", b"\x00garbage" * 500
     if kind == "truncated-mp4":
         data = face_video.read_bytes()
         return "cut.mp4", data[: len(data) // 2]
@@ -244,9 +250,12 @@ def _garbage(kind: str, tmp: Path, astronaut: np.ndarray, face_video: Path) -> t
 GARBAGE = [
     ("random-bytes", "undecodable", "media file"),
     ("empty", "undecodable", "empty"),
-    ("audio-only", "no_video_stream", "no video stream"),
-    ("still-image", "undecodable", "still image"),
-    ("truncated-mp4", "undecodable", ""),
+    ("audio-only", "unsupported_format", "is a WAV audio file, not a video file"),
+    ("still-image", "unsupported_format", "is a still image (PNG), not a video file"),
+    ("hls-playlist", "unsupported_format", "is an HLS playlist, not a video file"),
+    ("ffconcat", "unsupported_format", "is an ffconcat list, not a video file"),
+    ("bintext-bytes", "undecodable", "FFmpeg cannot read it as a media file"),
+    ("truncated-mp4", "undecodable", "FFmpeg cannot read it as a media file"),
     ("too-many-pixels", "too_large", "pixels"),
     ("too-long", "too_large", "lasts 7.0 s"),
 ]
@@ -319,6 +328,9 @@ def test_a_full_queue_answers_503_with_retry_after(
     )
     codes = Counter(r.status_code for r in responses)
     assert set(codes) == {200, 503}, codes  # every request answered: verdicts while there is room
+    # the 8 small uploads arrive within milliseconds, a verdict takes about a second: only the
+    # capacity (1 running + 1 queued) can be admitted
+    assert codes[200] <= 2, codes
     for response in responses:
         if response.status_code == 503:
             assert response.json()["status"] == "busy"
@@ -355,15 +367,17 @@ def test_a_crashing_worker_costs_one_request_not_the_server(
 
 
 def test_a_slow_video_gets_504_and_its_file_is_removed(
-    detect_model_dir: Path, tmp_path: Path, face_video: Path
+    detect_model_dir: Path, tmp_path: Path, astronaut_rgb: np.ndarray, face_clip_writer: Callable[..., Path]
 ) -> None:
+    # 150 frames at 320 px: seconds of work (the 2-s clip alone took 0.2 s, inside the 0.3 s limit)
+    long_video = face_clip_writer(tmp_path / "long.mp4", [astronaut_rgb], frames=150, side=320)
     settings = ServiceSettings(
         workers=1, queue_size=0, request_timeout_s=0.3, upload_dir=tmp_path / "up", worker_threads=1
     )
     (tmp_path / "up").mkdir()
     with TestClient(create_app(detect_model_dir, settings)) as slow:
         started = time.monotonic()
-        response = post_video(slow, face_video)  # takes seconds, not 0.3 s
+        response = post_video(slow, long_video)  # takes seconds, not 0.3 s
         assert response.status_code == 504, response.text
         assert response.json()["status"] == "timeout"
         assert time.monotonic() - started < 5.0
@@ -465,6 +479,24 @@ def test_live_server_answers_8_concurrent_uploads_with_bounded_memory(
     # torch); buffering even two of the eight 5 MB uploads would add more than 10 MB.
     assert growth_mb < 10, f"server peak RSS grew by {growth_mb:.1f} MB for 8 x {size / 2**20:.1f} MB"
     assert health["admitted"] == 0 and health["running"] == 0
+    assert wait_until_empty(live_server.upload_root) == []
+
+
+def test_live_server_answers_503_with_retry_after_past_its_capacity(
+    live_server: LiveServer, face_video: Path
+) -> None:
+    """The real uvicorn server (2 workers + queue 8 = capacity 10, loopback only): 14 at once."""
+    with httpx.Client(base_url=live_server.url, timeout=300) as http:
+        capacity = http.get("/v1/health").json()["capacity"]
+        responses = _post_concurrently(lambda: post_video(http, face_video), capacity + 4)
+        health = http.get("/v1/health").json()
+    codes = Counter(r.status_code for r in responses)
+    assert set(codes) == {200, 503} and 2 <= codes[200] <= capacity, codes
+    for response in responses:
+        if response.status_code == 503:
+            assert response.json()["status"] == "busy"
+            assert 1 <= int(response.headers["retry-after"]) <= 600
+    assert health["admitted"] == 0
     assert wait_until_empty(live_server.upload_root) == []
 
 

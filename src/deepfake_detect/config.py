@@ -6,11 +6,36 @@ Every ambiguous reading of the paper is a field here whose default is our readin
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+# The demuxers (FFmpeg's names) untrusted files are read with: real video containers only. Playlist,
+# concat, text, raw-image and image-pipe demuxers are left out on purpose (they read other files, or
+# turn any bytes into a "video"). Configurable wherever videos are read (DetectOptions.container_formats,
+# preprocess.container_formats, the service's container_formats).
+DEFAULT_CONTAINER_FORMATS: tuple[str, ...] = (
+    "mov",
+    "mp4",
+    "m4a",
+    "3gp",
+    "3g2",
+    "mj2",  # ISO base media / QuickTime
+    "matroska",
+    "webm",
+    "avi",
+    "mpegts",
+    "flv",
+    "ogg",
+    "mpeg",  # MPEG program stream (.mpg, .vob)
+    "asf",  # .wmv, .asf
+    "mxf",
+    "nut",
+    "ivf",
+)
 
 
 class ConfigError(ValueError):
@@ -73,12 +98,25 @@ class PreprocessConfig(_Section):
     timeout_s: float = Field(600.0, gt=0, description="per-video wall-clock limit in the worker process")
     memory_mb: int = Field(8192, ge=256, description="per-worker memory limit")
     max_pixels: int = Field(3840 * 2160, ge=1, description="larger frames are rejected as too_large")
+    container_formats: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_CONTAINER_FORMATS),
+        min_length=1,
+        description="FFmpeg demuxers videos may be read with; others are unsupported_format",
+    )
+
     max_frames: int | None = Field(
         None, ge=1, description="stop decoding a video after this many kept frames"
     )
     threads_per_worker: int = Field(
         1, ge=1, description="torch/OpenCV threads in each worker: more workers beat more threads"
     )
+
+    @field_validator("container_formats")
+    @classmethod
+    def _demuxer_names(cls, names: list[str]) -> list[str]:
+        if not all(re.fullmatch(r"[a-z0-9_]+", name) for name in names):
+            raise ValueError(f"container formats must be FFmpeg demuxer names like 'mp4', got {names}")
+        return names
 
 
 class ExtractorConfig(_Section):

@@ -39,6 +39,7 @@ class VideoStatus(StrEnum):
     NO_VIDEO_STREAM = "no_video_stream"
     NOT_FOUND = "not_found"
     TOO_LARGE = "too_large"
+    UNSUPPORTED_FORMAT = "unsupported_format"
 
 
 @dataclass(frozen=True)

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from deepfake_detect.config import FaceConfig
+from deepfake_detect.config import DEFAULT_CONTAINER_FORMATS, FaceConfig
 from deepfake_detect.evaluation.aggregation import AGGREGATIONS
 from deepfake_detect.faces import FACE_DETECTORS
 from deepfake_detect.models.io import ModelDirConfig
+from deepfake_detect.video import format_allowlist
 
 PRECISIONS = ("auto", "bf16", "32")
 DEFAULT_MAX_PIXELS = 3840 * 2160
@@ -39,6 +40,8 @@ class DetectOptions:
     - ``timeline_window`` / ``timeline_hop``: frames per timeline point (model's ``min_clip_len``) and
       the step between points (window // 2).
     - ``max_pixels`` / ``max_duration_s``: larger frames or longer videos are ``too_large``.
+    - ``container_formats``: the FFmpeg demuxers a file may be read with (config.DEFAULT_CONTAINER_FORMATS);
+      any other (a playlist, a concat list, an image, text) is ``unsupported_format`` and is not followed.
     """
 
     threshold: float | None = None
@@ -56,6 +59,7 @@ class DetectOptions:
     timeline_hop: int | None = None
     max_pixels: int | None = DEFAULT_MAX_PIXELS
     max_duration_s: float | None = None
+    container_formats: tuple[str, ...] = DEFAULT_CONTAINER_FORMATS
     face_detector: str | None = None
     detect_every: int = 4
     detect_batch: int | None = None
@@ -88,6 +92,7 @@ class DetectOptions:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.max_duration_s is not None and not self.max_duration_s > 0:
             raise ValueError(f"max_duration_s must be > 0 (or None), got {self.max_duration_s}")
+        format_allowlist(self.container_formats)
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         if self.aggregation is not None:

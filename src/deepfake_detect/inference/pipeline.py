@@ -195,7 +195,8 @@ def analyze_video(path: Path, engine: Engine, detector: FaceDetector, settings: 
     """Run the whole pipeline on one file; raises :class:`VideoError` for files that cannot be read."""
     timer, start = StageTimer(), time.perf_counter()
     options = settings.options
-    info = timer.timed("decode", lambda: probe_video(path, max_pixels=options.max_pixels))
+    formats = options.container_formats
+    info = timer.timed("decode", lambda: probe_video(path, max_pixels=options.max_pixels, formats=formats))
     _check_duration(info, options.max_duration_s)
     stride = choose_stride(info, settings.frame_stride, settings.min_clip_len)
     if stride != settings.frame_stride:
@@ -206,7 +207,8 @@ def analyze_video(path: Path, engine: Engine, detector: FaceDetector, settings: 
             settings.frame_stride,
             settings.min_clip_len,
         )
-    frames = _CountingFrames(decode_frames(path, stride, options.max_frames, options.max_pixels), timer)
+    decoded = decode_frames(path, stride, options.max_frames, options.max_pixels, formats)
+    frames = _CountingFrames(decoded, timer)
     stream = EmbeddingStream(engine, settings, timer)
     warnings = _track_and_embed(frames, stream, detector, settings, timer)
     warnings += _truncation_warning(info, frames, options.max_frames)

@@ -60,6 +60,7 @@ def _collect(
         stride=config.clips.frame_stride,
         max_frames=config.preprocess.max_frames,
         max_pixels=config.preprocess.max_pixels,
+        formats=config.preprocess.container_formats,
     )
     for face in track_faces(_counted(frames, collected), detector, config.faces):
         track = collected.tracks.setdefault(face.track_id, _Track())

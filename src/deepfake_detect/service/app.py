@@ -7,8 +7,9 @@ the raw request body with any other content type):
   for one video: VIDEO is ``VideoResult.to_json()`` (its ``path`` is the uploaded file's name) with status
   ``ok``, ``no_face`` or ``too_short``; MODEL is ``GET /v1/model``.
 - Errors: ``{"detail": "<reason>", "status": "<code>"}`` with 413 (``too_large``: the body passed
-  ``max_upload_mb``), 422 (``bad_upload``, ``undecodable``, ``no_video_stream``, ``too_large``: a
-  resolution or duration limit), 503 (``busy``, with ``Retry-After``; ``unavailable``), 504 (``timeout``),
+  ``max_upload_mb``), 422 (``bad_upload``, ``undecodable``, ``no_video_stream``, ``unsupported_format``:
+  a playlist, image or other non-video format, never followed; ``too_large``: a resolution or duration
+  limit), 503 (``busy``, with ``Retry-After``; ``unavailable``), 504 (``timeout``),
   500 (``internal``).
 
 A request goes through three small steps (the LitServe habit): decode (:func:`receive_upload` streams the
@@ -58,6 +59,7 @@ MODEL_ENV = "DEEPFAKE_DETECT_MODEL"
 SETTINGS_ENV = "DEEPFAKE_DETECT_SERVICE_SETTINGS"
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 VERDICT_STATUSES = frozenset({"ok", "no_face", "too_short"})  # the model looked at the video: 200
+UNUSABLE_STATUSES = frozenset({"undecodable", "no_video_stream", "too_large", "unsupported_format"})  # 422
 
 router = APIRouter()
 
@@ -134,7 +136,7 @@ async def detect(request: Request) -> JSONResponse:
             logger.info(
                 "received %s (%d bytes) in %.2f s", upload.filename, upload.size, time.monotonic() - started
             )
-            outcome = await state.pool.run(upload.path, cleanup=lambda: upload.path.unlink(missing_ok=True))
+            outcome = await state.pool.run(upload.path, cleanup=upload.discard)
     except QueueFullError as exc:
         return _error(503, "busy", str(exc), {"Retry-After": str(exc.retry_after_s)})
     except UploadError as exc:
@@ -161,12 +163,17 @@ def _respond(
         video = dict(outcome.video)
         video["path"] = filename
         if video.get("error"):
-            video["error"] = str(video["error"]).replace(str(path), filename)
-        video["warnings"] = [str(w).replace(str(path), filename) for w in video.get("warnings") or []]
+            video["error"] = _client_names(str(video["error"]), path, filename)
+        video["warnings"] = [_client_names(str(w), path, filename) for w in video.get("warnings") or []]
         return JSONResponse({"videos": [video], "model": model})
-    detail = (outcome.error or outcome.status).replace(str(path), filename)
-    code = 422 if outcome.status in ("undecodable", "no_video_stream", "too_large") else 500
+    detail = _client_names(outcome.error or outcome.status, path, filename)
+    code = 422 if outcome.status in UNUSABLE_STATUSES else 500
     return _error(code, outcome.status, detail)
+
+
+def _client_names(text: str, path: Path, filename: str) -> str:
+    """``text`` with the spooled file's path, or its bare name, replaced by the name the client gave."""
+    return text.replace(str(path), filename).replace(path.name, filename)
 
 
 def _failure(failure: WorkerFailure, filename: str) -> JSONResponse:

@@ -6,6 +6,8 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from deepfake_detect.config import DEFAULT_CONTAINER_FORMATS
+
 
 class ServiceSettings(BaseModel):
     """How much the server accepts and how much work it does at once.
@@ -33,6 +35,11 @@ class ServiceSettings(BaseModel):
         default=300.0,
         gt=0,
         description="limit for analysing one uploaded video: waiting + running (504 past it)",
+    )
+    container_formats: tuple[str, ...] = Field(
+        default=DEFAULT_CONTAINER_FORMATS,
+        min_length=1,
+        description="FFmpeg demuxers an upload may be read with; others are unsupported_format (422)",
     )
     worker_threads: int | None = Field(
         default=None, ge=1, description="torch threads per worker; None: CPU cores // workers"

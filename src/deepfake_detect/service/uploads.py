@@ -2,15 +2,18 @@
 
 The body is never held in memory: each chunk the server hands over is counted (the limit holds whatever
 ``Content-Length`` claims, or when there is none, e.g. a chunked body), then written to a private temporary
-file. A ``multipart/form-data`` body is parsed incrementally with ``python_multipart`` and the first part
+file. The file keeps the suffix of the client's file name (``.mp4``; none for a raw body) in a folder of
+its own, so FFmpeg guesses the format as it does for ``deepfake-detect detect`` on the same file (a fixed
+suffix such as ``.bin`` would pick a demuxer that takes any bytes). A ``multipart/form-data`` body is
+parsed incrementally with ``python_multipart`` and the first part
 that carries a file name becomes the video; any other content type is taken as the raw video bytes.
 """
 
 from __future__ import annotations
 
 import contextlib
-import os
 import re
+import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +23,8 @@ from python_multipart.multipart import MultipartParseError, MultipartParser, par
 from starlette.requests import Request
 
 _UNSAFE_NAME = re.compile(r"[\x00-\x1f\x7f]")
+SPOOLED_STEM = "received-video"  # distinctive: messages that name the file get the client's name instead
+_SUFFIX = re.compile(r"\.[a-z0-9]{1,8}")
 
 
 class UploadError(Exception):
@@ -40,11 +45,15 @@ class UploadTooLargeError(UploadError):
 
 @dataclass(frozen=True)
 class SpooledUpload:
-    """A received video on disk (``path`` is the caller's to delete) and the name the client gave it."""
+    """A received video on disk (the caller's to :meth:`discard`) and the name the client gave it."""
 
     path: Path
     filename: str
     size: int
+
+    def discard(self) -> None:
+        """Delete the file and its private folder."""
+        shutil.rmtree(self.path.parent, ignore_errors=True)
 
 
 def safe_filename(name: str | None) -> str:
@@ -52,6 +61,12 @@ def safe_filename(name: str | None) -> str:
     base = re.split(r"[\\/]", name or "")[-1]
     base = _UNSAFE_NAME.sub("", base).strip()[:200]
     return base or "upload"
+
+
+def upload_suffix(filename: str) -> str:
+    """The client's file-name suffix, lower case, when it is a plain one (``.mp4``); else ``""``."""
+    suffix = Path(filename).suffix.lower()
+    return suffix if _SUFFIX.fullmatch(suffix) else ""
 
 
 def _too_large(limit: int) -> UploadTooLargeError:
@@ -164,10 +179,10 @@ async def receive_upload(request: Request, directory: Path, limit: int) -> Spool
     declared = _declared_length(request)
     if declared is not None and declared > limit:
         raise _too_large(limit)
-    fd, name = tempfile.mkstemp(dir=directory, prefix="upload-", suffix=".bin")
-    path = Path(name)
+    folder = Path(tempfile.mkdtemp(dir=directory, prefix="upload-"))
+    path = folder / "upload.part"
     try:
-        with os.fdopen(fd, "wb") as out:
+        with path.open("xb") as out:
             sink = _sink_for(request.headers.get("content-type", ""), out)
             received = 0
             async for chunk in request.stream():
@@ -176,8 +191,10 @@ async def receive_upload(request: Request, directory: Path, limit: int) -> Spool
                     raise _too_large(limit)
                 sink.write(chunk)  # page-cache write of one small chunk: not worth a thread hop
             sink.finish()
-        return SpooledUpload(path, safe_filename(sink.filename), sink.size)
+        filename = safe_filename(sink.filename)
+        video = path.rename(folder / f"{SPOOLED_STEM}{upload_suffix(filename)}")
+        return SpooledUpload(video, filename, sink.size)
     except BaseException:
         with contextlib.suppress(OSError):
-            path.unlink()
+            shutil.rmtree(folder)
         raise

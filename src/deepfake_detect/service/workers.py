@@ -41,6 +41,7 @@ class WorkerConfig:
     max_duration_s: float
     max_pixels: int
     torch_threads: int
+    container_formats: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -66,6 +67,7 @@ def init_worker(config: WorkerConfig) -> None:
         keep_thumbnails=True,
         max_pixels=config.max_pixels,
         max_duration_s=config.max_duration_s,
+        container_formats=config.container_formats,
     )
     load_detector(WorkerSpec(config.model_dir, config.engine, "cpu", options, threads=config.torch_threads))
     _STATE["config"] = config
@@ -85,7 +87,7 @@ def detect_job(path: str) -> JobResult:
 
     config: WorkerConfig = _STATE["config"]
     try:
-        info = probe(path, max_pixels=config.max_pixels)
+        info = probe(path, max_pixels=config.max_pixels, formats=config.container_formats)
     except VideoError as exc:
         return JobResult(exc.status.value, str(exc), None)  # "<path>: <problem>"
     duration = _duration_s(info)
@@ -139,6 +141,7 @@ class DetectorPool:
             max_duration_s=settings.max_duration_s,
             max_pixels=settings.max_pixels,
             torch_threads=settings.worker_threads or max(1, (os.cpu_count() or 1) // settings.workers),
+            container_formats=settings.container_formats,
         )
         self._pool: IsolatedPool | None = None
         self._executor = ThreadPoolExecutor(settings.workers, thread_name_prefix="detect-job")

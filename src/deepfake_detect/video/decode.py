@@ -12,13 +12,21 @@ Truncated and corrupt files (decided behaviour):
   container declared is logged as a warning (declared counts are not reliable enough to fail on).
 - An MP4/MOV whose index ("moov" atom) is missing, e.g. cut before the index was written, cannot be opened
   at all and raises :class:`NotAMediaFileError`.
+
+Untrusted files (decided behaviour): FFmpeg first guesses the demuxer from the file's own bytes (and its
+name), which reads nothing else; a guess outside ``formats`` (default
+:data:`~deepfake_detect.config.DEFAULT_CONTAINER_FORMATS`) is refused before the demuxer reads its header,
+so an HLS playlist or ffconcat list is never followed, and raises :class:`UnsupportedFormatError` with a
+sentence saying what the file is ("an HLS playlist, not a video file"). Only the ``file`` protocol is
+allowed, so no URL is ever opened.
 """
 
 from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Iterator
+import re
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -31,6 +39,7 @@ from av.stream import Disposition
 from av.video.frame import VideoFrame
 from av.video.stream import VideoStream
 
+from deepfake_detect.config import DEFAULT_CONTAINER_FORMATS
 from deepfake_detect.types import Frame, VideoStatus
 
 logger = logging.getLogger(__name__)
@@ -38,6 +47,22 @@ logger = logging.getLogger(__name__)
 # Demuxers that read single still images: FFmpeg opens them as a one-frame "video".
 _IMAGE_DEMUXER_SUFFIX = "_pipe"
 _IMAGE_DEMUXERS = frozenset({"image2", "tty"})
+_FORMAT_NAME = re.compile(r"[a-z0-9_]+")
+_EINVAL = 22  # what avformat_open_input returns for a demuxer outside format_whitelist
+# What a refused file is, from its first bytes (only used to word the refusal; FFmpeg does the refusing)
+_SIGNATURES: tuple[tuple[bytes, str], ...] = (
+    (b"#EXTM3U", "an HLS playlist"),
+    (b"ffconcat", "an ffconcat list"),
+    (b"[playlist]", "a PLS playlist"),
+    (b"<?xml", "an XML document (e.g. a DASH manifest)"),
+    (b"\x89PNG", "a still image (PNG)"),
+    (b"\xff\xd8\xff", "a still image (JPEG)"),
+    (b"GIF8", "a still image (GIF)"),
+    (b"BM", "a still image (BMP)"),
+    (b"ID3", "an MP3 audio file"),
+    (b"fLaC", "a FLAC audio file"),
+)
+_RIFF_KINDS = {b"WAVE": "a WAV audio file", b"WEBP": "a still image (WebP)"}
 
 
 class VideoError(Exception):
@@ -75,6 +100,12 @@ class DecodeError(VideoError):
 
 class VideoTooLargeError(VideoError):
     status = VideoStatus.TOO_LARGE
+
+
+class UnsupportedFormatError(VideoError):
+    """FFmpeg recognised the file, but as a format outside the allowed containers (not read any further)."""
+
+    status = VideoStatus.UNSUPPORTED_FORMAT
 
 
 @dataclass(frozen=True)
@@ -119,10 +150,15 @@ def rotate_image(image: np.ndarray, rotation: int) -> np.ndarray:
     return np.ascontiguousarray(np.rot90(image, k=turns))  # (W, H, C) for 90/270
 
 
-def probe(path: Path | str, max_pixels: int | None = None) -> VideoInfo:
-    """Read a video's metadata (decodes its first frame to learn the rotation and check it decodes)."""
+def probe(
+    path: Path | str, max_pixels: int | None = None, formats: Collection[str] | None = None
+) -> VideoInfo:
+    """Read a video's metadata (decodes its first frame to learn the rotation and check it decodes).
+
+    ``formats``: the FFmpeg demuxer names allowed (None: :data:`DEFAULT_CONTAINER_FORMATS`).
+    """
     path = Path(path)
-    with _open(path) as container:
+    with _open(path, format_allowlist(formats)) as container:
         stream = _video_stream(container, path)
         _check_size(path, stream.codec_context.width, stream.codec_context.height, max_pixels)
         stream.thread_type = "AUTO"
@@ -150,6 +186,7 @@ def iter_frames(
     stride: int = 1,
     max_frames: int | None = None,
     max_pixels: int | None = None,
+    formats: Collection[str] | None = None,
 ) -> Iterator[Frame]:
     """Yield every ``stride``-th frame (decode indices 0, s, 2s, ...) as uint8 RGB, upright, in one pass.
 
@@ -157,16 +194,20 @@ def iter_frames(
     (presentation time, so variable frame rate is handled); index / fps where a frame has no timestamp.
     Bad arguments raise ValueError at the call; the :class:`VideoError` subclasses are raised when
     iteration starts (file problems) or reaches the failing frame; see the module docstring.
+    ``formats``: the FFmpeg demuxer names allowed (None: :data:`DEFAULT_CONTAINER_FORMATS`).
     """
     if stride < 1:
         raise ValueError(f"stride must be >= 1, got {stride}")
     if max_frames is not None and max_frames < 1:
         raise ValueError(f"max_frames must be >= 1 or None, got {max_frames}")
-    return _iter_frames(Path(path), stride, max_frames, max_pixels)
+    allowed = format_allowlist(formats)
+    return _iter_frames(Path(path), stride, max_frames, max_pixels, allowed)
 
 
-def _iter_frames(path: Path, stride: int, max_frames: int | None, max_pixels: int | None) -> Iterator[Frame]:
-    with _open(path) as container:
+def _iter_frames(
+    path: Path, stride: int, max_frames: int | None, max_pixels: int | None, formats: str
+) -> Iterator[Frame]:
+    with _open(path, formats) as container:
         stream = _video_stream(container, path)
         _check_size(path, stream.codec_context.width, stream.codec_context.height, max_pixels)
         stream.thread_type = "AUTO"
@@ -206,35 +247,67 @@ def choose_stride(info: VideoInfo, desired_stride: int, min_frames: int) -> int:
     return 1
 
 
-def _open(path: Path) -> InputContainer:
+def format_allowlist(formats: Collection[str] | None) -> str:
+    """``formats`` as FFmpeg's comma-separated ``format_whitelist``; ValueError for an unusable list."""
+    names = DEFAULT_CONTAINER_FORMATS if formats is None else tuple(formats)
+    bad = [name for name in names if not isinstance(name, str) or not _FORMAT_NAME.fullmatch(name)]
+    if not names or bad:
+        raise ValueError(f"container formats must be FFmpeg demuxer names like 'mp4', got {list(names)}")
+    return ",".join(names)
+
+
+def _open(path: Path, formats: Collection[str] | str | None) -> InputContainer:
+    allowed = formats if isinstance(formats, str) else format_allowlist(formats)
     if not path.exists():
         raise VideoNotFoundError(path, "no such file")
     if path.is_dir():
         raise NotAMediaFileError(path, "is a directory, not a video file")
     if path.stat().st_size == 0:
         raise NotAMediaFileError(path, "is empty (0 bytes)")
-    try:
-        container = av.open(str(path), mode="r")
+    options = {"format_whitelist": allowed, "protocol_whitelist": "file"}
+    try:  # an absolute name: FFmpeg never takes "name:rest" for a protocol
+        container = av.open(str(path.absolute()), mode="r", options=options)
     except FileNotFoundError as exc:
         raise VideoNotFoundError(path, "no such file") from exc
     except (av.error.FFmpegError, OSError) as exc:
+        if getattr(exc, "errno", None) == _EINVAL:
+            raise UnsupportedFormatError(path, _refusal(path, allowed)) from None
         raise NotAMediaFileError(
             path, f"FFmpeg cannot read it as a media file ({_reason(exc)}); not a video, or corrupt/truncated"
         ) from exc
     name = container.format.name
     if name.endswith(_IMAGE_DEMUXER_SUFFIX) or name in _IMAGE_DEMUXERS:
         container.close()
-        raise NotAMediaFileError(path, f"is a still image or text ({name}), not a video")
+        raise UnsupportedFormatError(path, f"is a still image or text ({name}), not a video")
     return container
+
+
+def _refusal(path: Path, allowed: str) -> str:
+    """Why a file FFmpeg recognised outside the allowlist is refused, from its first bytes."""
+    with path.open("rb") as handle:
+        head = handle.read(512)
+    kind = next((what for magic, what in _SIGNATURES if head.startswith(magic)), None)
+    if head.startswith(b"RIFF"):
+        kind = _RIFF_KINDS.get(head[8:12], kind)
+    if kind is None and head and b"\x00" not in head:
+        try:
+            head.decode("utf-8")
+            kind = "a text file"
+        except UnicodeDecodeError:
+            pass
+    if kind is not None:
+        return f"is {kind}, not a video file"
+    return f"is not in a video container format read here ({allowed.replace(',', ', ')})"
 
 
 def _video_stream(container: InputContainer, path: Path) -> VideoStream:
     for stream in container.streams.video:
         if not stream.disposition & Disposition.attached_pic:  # cover art is not a video
             return stream
-    kinds = ", ".join(sorted({str(stream.type) for stream in container.streams})) or "no"
+    kinds = ", ".join(sorted({str(stream.type) for stream in container.streams}))
     container.close()
-    raise NoVideoStreamError(path, f"has no video stream ({kinds} streams only)")
+    found = f"{kinds} streams only" if kinds else "it holds no streams at all"
+    raise NoVideoStreamError(path, f"has no video stream ({found})")
 
 
 def _decode(container: InputContainer, stream: VideoStream, path: Path) -> Iterator[tuple[int, VideoFrame]]:
