@@ -286,7 +286,8 @@ def test_the_whole_corpus_through_the_command_line(
     _load_commands()
     folder = corpus["face.mkv"].parent
     out = tmp_path / "out.json"
-    args = ["detect", str(folder), str(folder / "missing.mp4"), "--model", str(detect_model_dir)]
+    named = [str(corpus[name]) for name in ("playlist.m3u8", "list.ffconcat", "garbage.bin", "missing.mp4")]
+    args = ["detect", str(folder), *named, "--model", str(detect_model_dir)]  # the folder: video suffixes
     result = CliRunner().invoke(app, [*args, "--json", str(out), "--threads", "1", "--timeout", "300"])
     assert result.exit_code == 1 and "Traceback" not in result.output, result.output
     videos = {Path(v["path"]).name: v for v in json.loads(out.read_text())["videos"]}

@@ -572,10 +572,9 @@ def test_non_utf8_label_file_is_a_dataset_error(tmp_path: Path) -> None:
 
 
 def test_dfdc_reads_the_synthetic_generator_output(tmp_path: Path) -> None:
-    synth = pytest.importorskip("deepfake_detect.data.synth")
-    if not hasattr(synth, "generate_dataset"):
-        pytest.skip("the synthetic generator is not written yet")
-    written = synth.generate_dataset(tmp_path, videos=4, seed=0, size=(64, 48), frames=4)
+    from deepfake_detect.data.synth import generate_dataset
+
+    written = generate_dataset(tmp_path, videos=4, seed=0, size=(64, 48), frames=4)
     listing = load_dataset("dfdc", tmp_path)
     assert listing.missing == []
     assert summary(listing) == {r.video_id: (r.label, r.source_id, r.split) for r in written}

@@ -43,6 +43,22 @@ def test_identical_embeddings(t: int) -> None:
     assert real.item() == pytest.approx(1 / t, abs=1e-6)
 
 
+def test_a_real_clip_beyond_the_margin_costs_nothing() -> None:
+    """The hinge clamps: L1 = 3/4 for four identical frames; with margin 0.5 a real clip's loss is 0
+    (not 0.5 - 0.75 < 0) and it gets no gradient, while a real clip below the margin still does."""
+    emb = torch.randn(1, 1, 6).repeat(1, 4, 1).requires_grad_(True)  # (1, 4, 6): L1 = 3/4
+    loss = similarity_hinge_loss(emb, torch.tensor([0]), margin=0.5)
+    assert loss.item() == 0.0
+    loss.backward()
+    assert emb.grad is not None and float(emb.grad.abs().max()) == 0.0
+    rng = np.random.default_rng(1)
+    mixed = rng.normal(size=(3, 4, 6))
+    mixed[0] = mixed[0, :1]  # clip 0: identical frames, L1 = 3/4 > margin
+    labels = np.array([0, 0, 1])
+    got = similarity_hinge_loss(torch.from_numpy(mixed), torch.from_numpy(labels), margin=0.5)
+    assert got.item() == pytest.approx(_numpy_loss(mixed, labels, 0.5, None), abs=1e-10)
+
+
 @pytest.mark.parametrize("window", [None, 1, 2])
 def test_random_batch_matches_numpy_reference(window: int | None) -> None:
     rng = np.random.default_rng(0)
