@@ -303,5 +303,39 @@ def test_killed_and_rerun_equals_an_uninterrupted_run(tmp_path: Path, astronaut_
     for name in ("clean", "killed"):
         frame = pd.read_csv(tmp_path / name / "manifest.csv")
         assert len(frame) == 16 and (frame["status"] == "ok").all()  # 20, 24, 28 frames -> 2, 3, 3 clips
-    crops = {p.relative_to(out) for p in (out / "crops").rglob("*.jpg")}
-    assert crops == {p.relative_to(tmp_path / "clean") for p in (tmp_path / "clean" / "crops").rglob("*.jpg")}
+    assert _crop_bytes(out) == _crop_bytes(tmp_path / "clean")  # the same JPEGs, byte for byte
+
+
+def _crop_bytes(out: Path) -> dict[Path, bytes]:
+    crops = {path.relative_to(out): path.read_bytes() for path in (out / "crops").rglob("*.jpg")}
+    assert crops, f"no crops under {out}"
+    return crops
+
+
+def test_two_shards_fill_one_store_without_touching_each_others_work(
+    tmp_path: Path, astronaut_rgb: np.ndarray
+) -> None:
+    names = ["v0", "clip0", "v1", "clip1"]  # CRC-32 mod 2: the v* go to shard 0, the clip* to shard 1
+    paths = [
+        _face_video(tmp_path / "data" / f"{name}.mp4", astronaut_rgb, n=12 + 4 * i)
+        for i, name in enumerate(names)
+    ]
+    records = [_record(path) for path in paths]
+    by_shard = [[r for r in records if shard_of(r.video_id, 2) == i] for i in range(2)]
+    assert all(by_shard), "both shards need a video"
+    whole = preprocess_dataset(records, tmp_path / "whole", _config())
+    shared = ClipStore(tmp_path / "shared")
+    first = preprocess_dataset(records, shared.root, _config(), shard=(0, 2))
+    other = by_shard[1][0].video_id  # shard 1 is "still working" on this one: its folder must survive
+    in_progress = shared.work_dir(other, pid=999_999)
+    (in_progress / "000000.jpg").write_bytes(b"half-written")
+    published = _crop_bytes(shared.root)
+    second = preprocess_dataset(by_shard[0], shared.root, _config())  # shard 0 again: a rerun
+    assert second.processed == 0 and (in_progress / "000000.jpg").read_bytes() == b"half-written"
+    assert _crop_bytes(shared.root) == published
+    last = preprocess_dataset(records, shared.root, _config(), shard=(1, 2))
+    assert (first.processed, last.processed) == (len(by_shard[0]), len(by_shard[1]))
+    assert not in_progress.exists()  # shard 1 cleaned up its own leftover
+    assert shared.manifest_path.read_bytes() == (tmp_path / "whole" / "manifest.csv").read_bytes()
+    assert _crop_bytes(shared.root) == _crop_bytes(tmp_path / "whole")
+    assert first.clips + last.clips == whole.clips > 0
