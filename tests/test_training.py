@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -560,3 +561,62 @@ def test_training_lowers_the_hinge_loss_and_keeps_real_frames_together(
     assert after[1] > after[2] + 0.05, after  # real clips' frames are closer together than fakes'
     history = trained.history["train_loss"].to_numpy()
     assert history[-1] < history[0]
+
+
+_KILLED_RUN = """
+import os, signal, sys
+from pathlib import Path
+import deepfake_detect.training.extractor as extractor
+from deepfake_detect.config import config_from_dict
+from deepfake_detect.data.store import ClipStore
+
+calls = 0
+original = extractor.similarity_hinge_loss
+
+def dies_mid_epoch(*args, **kwargs):  # training steps only (no validation): 2 per epoch
+    global calls
+    calls += 1
+    if calls == int(sys.argv[4]):
+        os.kill(os.getpid(), signal.SIGKILL)
+    return original(*args, **kwargs)
+
+extractor.similarity_hinge_loss = dies_mid_epoch
+store = ClipStore(Path(sys.argv[1]))
+config = config_from_dict({}, sys.argv[3].split(";"))
+out = Path(sys.argv[2])
+extractor.train_extractor(config, store, store.clips(), None, out, progress=False, accelerator="cpu")
+"""
+
+
+def test_a_training_run_killed_mid_epoch_resumes_to_the_same_weights(
+    store: ClipStore, tmp_path: Path
+) -> None:
+    """SIGKILL in the second training step of epoch 3 (of 4); --resume from the epoch-2 checkpoint ends
+    with the weights of an uninterrupted run."""
+    from deepfake_detect.training import train_extractor
+
+    overrides = [*TINY, "extractor.epochs=4"]
+    killed = tmp_path / "killed"
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    args = [sys.executable, "-c", _KILLED_RUN, str(store.root), str(killed), ";".join(overrides), "6"]
+    result = subprocess.run(args, capture_output=True, text=True, timeout=300, env=env)
+    assert result.returncode == -signal.SIGKILL, result.stderr[-2000:]
+    checkpoint = torch.load(killed / "checkpoints" / "last.ckpt", weights_only=True)
+    assert checkpoint["global_step"] == 4  # epochs 1 and 2 (2 steps each) were saved; epoch 3 never finished
+    assert not (killed / "extractor.safetensors").exists()
+    config = config_from_dict({}, overrides)
+    clips = store.clips()
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as in the killed run: other thread counts round differently
+    try:
+        resumed = train_extractor(
+            config, store, clips, None, killed, resume=True, progress=False, accelerator="cpu"
+        )
+        straight = train_extractor(
+            config, store, clips, None, tmp_path / "straight", progress=False, accelerator="cpu"
+        )
+    finally:
+        torch.set_num_threads(threads)
+    assert resumed.history["epoch"].tolist() == [1, 2, 3, 4]
+    assert resumed.digest == straight.digest
+    pd.testing.assert_frame_equal(resumed.history, straight.history)

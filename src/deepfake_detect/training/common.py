@@ -106,13 +106,16 @@ def _strategy(devices: int, num_nodes: int, accelerator: str) -> Any:
 
 
 def _checkpoint_callback(out_dir: Path, monitor: str | None) -> ModelCheckpoint:
+    # Lightning (2.6) writes last.ckpt only in an epoch where it also saved a top-k checkpoint, so one is
+    # always kept: the best epoch's, or without a monitor metric the latest epoch's (else a run without
+    # validation would have no checkpoint to resume from until it ended).
     return ModelCheckpoint(
         dirpath=out_dir / CHECKPOINT_DIR,
-        filename="best-epoch{epoch:03d}",  # Lightning's 0-based epoch index
+        filename="best-epoch{epoch:03d}" if monitor else "epoch{epoch:03d}",  # 0-based epoch index
         auto_insert_metric_name=False,
         monitor=monitor,
         mode="min",
-        save_top_k=1 if monitor else 0,
+        save_top_k=1,
         save_last=True,
         every_n_epochs=1,
     )
@@ -132,7 +135,8 @@ def build_trainer(
     """A Trainer writing checkpoints, logs and history into ``out_dir``.
 
     ``checkpoints/last.ckpt`` is rewritten after every epoch (what ``resume`` continues from); with a
-    ``monitor`` metric the best epoch's checkpoint is kept too (``checkpoints/best-epochNNN.ckpt``).
+    ``monitor`` metric the best epoch's checkpoint is kept too (``checkpoints/best-epochNNN.ckpt``),
+    without one the latest epoch's (``checkpoints/epochNNN.ckpt``).
     """
     history = HistoryCallback()
     checkpoint = _checkpoint_callback(out_dir, monitor)
