@@ -620,3 +620,64 @@ def test_a_training_run_killed_mid_epoch_resumes_to_the_same_weights(
     assert resumed.history["epoch"].tolist() == [1, 2, 3, 4]
     assert resumed.digest == straight.digest
     pd.testing.assert_frame_equal(resumed.history, straight.history)
+
+
+_DDP_RUN = """
+import hashlib
+import os
+import sys
+from pathlib import Path
+
+from deepfake_detect.config import config_from_dict
+from deepfake_detect.data.store import ClipStore
+from deepfake_detect.training import datamodules, train_extractor
+
+seen = Path(sys.argv[2]) / "seen"
+original = datamodules.ClipWindowDataset.__getitem__
+
+
+def recording(self, item):  # every (epoch, clip index) this rank's loader asked for
+    epoch, index = item if isinstance(item, tuple) else (self.epoch, item)
+    with open(seen / f"rank{os.environ.get('LOCAL_RANK', '0')}.txt", "a") as log:
+        log.write(f"{epoch} {index}\\n")
+    return original(self, item)
+
+
+datamodules.ClipWindowDataset.__getitem__ = recording
+store = ClipStore(Path(sys.argv[1]))
+config = config_from_dict({}, sys.argv[3].split(";"))
+out = Path(sys.argv[2]) / "run"
+run = train_extractor(config, store, store.clips(), None, out, devices=2, accelerator="cpu", progress=False)
+parameters = hashlib.sha256()
+for name, value in run.extractor.named_parameters():  # parameters: buffers (BatchNorm statistics) are
+    parameters.update(name.encode() + value.detach().numpy().tobytes())  # each rank's own in DDP
+(seen / f"digest{run.global_rank}.txt").write_text(f"{parameters.hexdigest()} {run.digest}")
+"""
+
+
+@pytest.mark.slow
+def test_ddp_ranks_split_each_epoch_and_end_with_the_same_weights(store: ClipStore, tmp_path: Path) -> None:
+    """Two gloo ranks: in every epoch each sees half of the 8 clips, the halves are disjoint and cover
+    the set, and both ranks end with identical weights (gradients were averaged)."""
+    script = tmp_path / "ddp_run.py"  # a file: Lightning starts rank 1 by running the same script again
+    script.write_text(_DDP_RUN)
+    (tmp_path / "seen").mkdir()
+    overrides = [*TINY, "extractor.batch_size=2", "extractor.epochs=2"]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    args = [sys.executable, str(script), str(store.root), str(tmp_path), ";".join(overrides)]
+    result = subprocess.run(args, capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+    clips = len(store.clips())
+    shares = {}
+    for rank in (0, 1):
+        lines = (tmp_path / "seen" / f"rank{rank}.txt").read_text().split()
+        pairs = list(zip(map(int, lines[::2]), map(int, lines[1::2]), strict=True))
+        shares[rank] = {epoch: {i for e, i in pairs if e == epoch} for epoch in (0, 1)}
+        assert len(pairs) == clips  # 2 epochs x half of the clips each
+    for epoch in (0, 1):
+        assert len(shares[0][epoch]) == len(shares[1][epoch]) == clips // 2
+        assert shares[0][epoch].isdisjoint(shares[1][epoch])
+        assert shares[0][epoch] | shares[1][epoch] == set(range(clips))
+    assert shares[0][0] != shares[0][1]  # reshuffled between epochs
+    digests = [(tmp_path / "seen" / f"digest{rank}.txt").read_text().split() for rank in (0, 1)]
+    assert digests[0][0] == digests[1][0]  # the same weights on both ranks
