@@ -177,3 +177,19 @@ def test_unusable_model_folder_and_empty_folder_are_usage_errors(
     (tmp_path / "empty").mkdir()
     result = run_cli([str(tmp_path / "empty"), "--model", str(tmp_path / "model")])
     assert result.exit_code == 2 and "no video files" in result.output
+
+
+def test_a_file_name_with_spaces_and_non_ascii_characters(
+    tmp_path: Path, detect_media: dict[str, Path], detect_model_dir: Path
+) -> None:
+    video = tmp_path / "my clips" / "interview 2 – Zoë été.mp4"
+    video.parent.mkdir()
+    shutil.copy(detect_media["face"], video)
+    playlist = tmp_path / "my clips" / "liste lecture ü.m3u8"
+    playlist.write_text(f"#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXTINF:1.0,\n{video}\n#EXT-X-ENDLIST\n")
+    result = run_cli([str(video), str(playlist), "--model", str(detect_model_dir), "--json", "-"])
+    assert result.exit_code == 1 and "Traceback" not in result.output, result.output  # the playlist
+    document = json.loads(result.stdout[result.stdout.index("{") :])
+    found = [(v["path"], v["status"]) for v in document["videos"]]
+    assert found == [(str(video), "ok"), (str(playlist), "unsupported_format")]
+    assert document["videos"][1]["error"] == f"{playlist.name}: is an HLS playlist, not a video file."
