@@ -25,7 +25,8 @@ ANSWERED_STATUSES = frozenset({VideoStatus.OK, VideoStatus.NO_FACE, VideoStatus.
 TIMING_STAGES = ("decode", "detect", "crop", "embed", "head", "total")
 
 JSON_SCHEMA_DOC = """\
-{"path": str, "status": "ok"|"no_face"|"too_short"|"undecodable"|"no_video_stream"|"not_found"|"too_large",
+{"path": str, "status": "ok"|"no_face"|"too_short"|"undecodable"|"unsupported_format"|"no_video_stream"
+                       |"not_found"|"too_large",
  "fake_probability": float|null, "label": "fake"|"real"|null, "threshold": float|null, "error": str|null,
  "warnings": [str], "timings": {"decode"|"detect"|"crop"|"embed"|"head"|"total": seconds},
  "info": {...}, "faces": [{"track_id": int, "n_frames": int, "first_frame": int, "last_frame": int,
