@@ -267,3 +267,102 @@ def test_format_1_directories_still_load_and_the_demo_kind_is_flagged(
     assert describe_model_dir(detect_model_dir)["warnings"] == []  # format 2 without a card: nothing claimed
     (old / "config.json").write_text(json.dumps(legacy | {"backbone": "resnet50"}))
     assert describe_model_dir(old)["warnings"] == []
+
+
+# --- end to end: import -> detect on a real face video, against a straightforward re-computation --------
+
+
+def _recompute_winner(video: Path, originals: list[WinnerClassifier]) -> tuple[float, dict[int, float], int]:
+    """The winner's recipe written out plainly: PyAV frames, linspace(0, n - 1, 32), facenet MTCNN on the
+    PIL half-size frame, int(box * 2) padded by a third, isotropic resize + centre paste, ImageNet
+    normalisation, sigmoid, confident strategy per model, mean over models."""
+    import av
+    from facenet_pytorch import MTCNN
+    from PIL import Image
+
+    with av.open(str(video)) as container:
+        frames = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+    wanted = sorted(set(np.linspace(0, len(frames) - 1, 32, endpoint=True, dtype=int).tolist()))
+    mtcnn = MTCNN(margin=0, thresholds=[0.7, 0.8, 0.8])
+    crops, frame_of = [], []
+    for index in wanted:
+        frame = frames[index]
+        image = Image.fromarray(frame)
+        boxes, _ = mtcnn.detect(image.resize(size=[s // 2 for s in image.size]), landmarks=False)
+        for box in [] if boxes is None else np.asarray(boxes).astype(float):
+            x1, y1, x2, y2 = (int(b * 2) for b in box)
+            ph, pw = (y2 - y1) // 3, (x2 - x1) // 3
+            face = frame[max(y1 - ph, 0) : y2 + ph, max(x1 - pw, 0) : x2 + pw]
+            h, w = face.shape[:2]
+            scale = 380 / max(h, w)
+            size = (380, int(h * scale)) if w > h else (int(w * scale), 380)
+            face = cv2.resize(face, size, interpolation=cv2.INTER_CUBIC if scale > 1 else cv2.INTER_AREA)
+            canvas = np.zeros((380, 380, 3), dtype=np.uint8)
+            top, left = (380 - face.shape[0]) // 2, (380 - face.shape[1]) // 2
+            canvas[top : top + face.shape[0], left : left + face.shape[1]] = face
+            crops.append(canvas)
+            frame_of.append(index)
+    x = torch.tensor(np.stack(crops)).permute(0, 3, 1, 2).float() / 255.0
+    x = (x - torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)) / torch.tensor([0.229, 0.224, 0.225]).view(
+        1, 3, 1, 1
+    )
+    with torch.no_grad():
+        preds = np.stack([torch.sigmoid(m(x)).squeeze(1).numpy() for m in originals])  # (K, M)
+    per_model = []
+    for p in preds:
+        fakes = np.count_nonzero(p > 0.8)
+        if fakes > len(p) // 2.5 and fakes > 11:
+            per_model.append(p[p > 0.8].mean())
+        elif np.count_nonzero(p < 0.2) > 0.9 * len(p):
+            per_model.append(p[p < 0.2].mean())
+        else:
+            per_model.append(p.mean())
+    mean_crop = preds.mean(axis=0)
+    per_frame = {f: float(max(mean_crop[i] for i, g in enumerate(frame_of) if g == f)) for f in set(frame_of)}
+    return float(np.mean(per_model)), per_frame, len(crops)
+
+
+def test_import_then_detect_equals_the_recipe_recomputed(
+    winner_files: tuple[list[Path], list[WinnerClassifier]], detect_media: dict[str, Path], tmp_path: Path
+) -> None:
+    from deepfake_detect.inference import Detector
+
+    files, originals = winner_files
+    import_model("dfdc-winner", files, tmp_path / "model")
+    detector = Detector.load(tmp_path / "model")
+    result = detector.detect(detect_media["faces2"])
+    assert result.status.value == "ok", result.error
+    video_p, per_frame, n_crops = _recompute_winner(detect_media["faces2"], originals)
+    assert result.fake_probability == pytest.approx(video_p, abs=1e-5)
+    assert result.info["crops"] == n_crops and n_crops >= 12  # two faces in most of the 12 frames
+    got = {row["frame"]: row["fake_probability"] for row in result.info["frame_probabilities"]}
+    assert got.keys() == per_frame.keys()
+    assert all(got[f] == pytest.approx(per_frame[f], abs=1e-5) for f in per_frame)
+    assert {len(f.timeline) for f in result.faces} and sum(f.n_frames for f in result.faces) == n_crops
+    info = detector.model_info()
+    assert info["kind"] == "frame" and info["card"]["family"] == "dfdc-winner" and info["warnings"] == []
+
+
+def test_serve_answers_with_the_card(
+    winner_files: tuple[list[Path], list[WinnerClassifier]], detect_media: dict[str, Path], tmp_path: Path
+) -> None:
+    from fastapi.testclient import TestClient
+
+    from deepfake_detect.service import ServiceSettings, create_app
+
+    import_model("dfdc-winner", winner_files[0][:1], tmp_path / "model")
+    settings = ServiceSettings(workers=1, queue_size=1, upload_dir=tmp_path, worker_threads=1)
+    with TestClient(create_app(tmp_path / "model", settings)) as client:
+        model = client.get("/v1/model").json()
+        assert (
+            model["card"]["files"][0]["sha256"] == hashlib.sha256(winner_files[0][0].read_bytes()).hexdigest()
+        )
+        assert model["warnings"] == []
+        video = detect_media["face"]
+        answer = client.post("/v1/detect", files={"file": (video.name, video.read_bytes(), "video/mp4")})
+        assert answer.status_code == 200, answer.text
+        body = answer.json()
+        assert body["model"]["card"] == model["card"]
+        video_json = body["videos"][0]
+        assert video_json["status"] == "ok" and 0.0 <= video_json["fake_probability"] <= 1.0
+        assert video_json["faces"][0]["timeline"]  # per-frame P(fake) of the face
