@@ -155,10 +155,13 @@ def _raw_config(path: Path) -> dict[str, Any]:
 
 
 def model_dir_kind(path: Path | str) -> str:
-    """``"frame"`` or ``"sequence"`` (format-1 directories are sequence models)."""
+    """``"frame"`` or ``"sequence"`` (format-1 directories are sequence models; so is a directory without
+    ``config.json``, whose loader then says what is missing)."""
     path = Path(path)
     if not path.is_dir():
         raise ModelDirError(f"model directory not found: {path}")
+    if not (path / CONFIG_FILE).is_file():
+        return "sequence"
     kind = _raw_config(path).get("kind", "sequence")
     if kind not in ("frame", "sequence"):
         raise ModelDirError(f"{path / CONFIG_FILE}: unknown model kind {kind!r} (expected frame or sequence)")
