@@ -322,6 +322,7 @@ def _recompute_winner(video: Path, originals: list[WinnerClassifier]) -> tuple[f
     return float(np.mean(per_model)), per_frame, len(crops)
 
 
+@pytest.mark.slow
 def test_import_then_detect_equals_the_recipe_recomputed(
     winner_files: tuple[list[Path], list[WinnerClassifier]], detect_media: dict[str, Path], tmp_path: Path
 ) -> None:
@@ -366,3 +367,52 @@ def test_serve_answers_with_the_card(
         video_json = body["videos"][0]
         assert video_json["status"] == "ok" and 0.0 <= video_json["fake_probability"] <= 1.0
         assert video_json["faces"][0]["timeline"]  # per-frame P(fake) of the face
+
+
+def _recompute_sbi(video: Path, original: nn.Module) -> tuple[float, int]:
+    """SBI's recipe written out plainly, with our MTCNN settings in place of RetinaFace: PyAV frames,
+    linspace(0, n - 1, 32), faces below half the largest area dropped, margins of an eighth (int, +1 on the
+    far side), plain resize to 380, RGB / 255, softmax[:, 1], max per frame, mean over frames."""
+    import av
+    from facenet_pytorch import MTCNN
+    from PIL import Image
+
+    with av.open(str(video)) as container:
+        frames = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+    mtcnn = MTCNN(margin=0, thresholds=[0.6, 0.7, 0.7])
+    per_frame = []
+    for index in sorted(set(np.linspace(0, len(frames) - 1, 32, endpoint=True, dtype=int).tolist())):
+        frame = frames[index]
+        image = Image.fromarray(frame)
+        boxes, _ = mtcnn.detect(image.resize(size=[s // 2 for s in image.size]), landmarks=False)
+        if boxes is None:
+            continue
+        boxes = np.asarray(boxes).astype(float) * 2
+        areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+        crops = []
+        for (x0, y0, x1, y1), area in zip(boxes, areas, strict=True):
+            if area < areas.max() / 2:
+                continue
+            w, h = x1 - x0, y1 - y0
+            top, bottom = max(0, int(y0 - h / 8)), min(frame.shape[0], int(y1 + h / 8) + 1)
+            left, right = max(0, int(x0 - w / 8)), min(frame.shape[1], int(x1 + w / 8) + 1)
+            crops.append(cv2.resize(frame[top:bottom, left:right], (380, 380)))
+        x = torch.tensor(np.stack(crops)).permute(0, 3, 1, 2).float() / 255.0
+        with torch.no_grad():
+            per_frame.append(float(original(x).softmax(1)[:, 1].max()))
+    return float(np.mean(per_frame)), len(per_frame)
+
+
+@pytest.mark.slow
+def test_sbi_import_then_detect_equals_the_recipe_recomputed(
+    detect_media: dict[str, Path], tmp_path: Path, astronaut_rgb: np.ndarray
+) -> None:
+    from deepfake_detect.inference import Detector
+
+    original = sbi_checkpoint(tmp_path / "FFraw.tar", face_crops(astronaut_rgb, 380, normalise=False))
+    import_model("sbi", [tmp_path / "FFraw.tar"], tmp_path / "model")
+    result = Detector.load(tmp_path / "model").detect(detect_media["faces2"])
+    assert result.status.value == "ok", result.error
+    video_p, n_frames = _recompute_sbi(detect_media["faces2"], original)
+    assert len(result.info["frame_probabilities"]) == n_frames == 12
+    assert result.fake_probability == pytest.approx(video_p, abs=1e-5)
