@@ -152,3 +152,18 @@ def test_page_shows_the_reason_for_an_unusable_file(browser_page: Any, tmp_path:
     expect(page.locator("#status")).to_contain_text("notes.mp4")
     assert page.locator("#status").get_attribute("role") == "status"  # announced by screen readers
     assert page.locator("#result").is_hidden()
+
+
+def test_page_shows_the_models_warnings(browser_page: Any, live_server: LiveServer) -> None:
+    """The tiny test model claims nothing; a model whose card warns (e.g. synthetic data only) shows it."""
+    from playwright.sync_api import expect
+
+    page = browser_page
+    expect(page.locator("#limits")).to_contain_text("Up to")
+    assert page.locator("#model-warnings").is_hidden()
+    model = httpx.get(f"{live_server.url}/v1/model").json()
+    warned = {**model, "warnings": ["this model was trained on synthetic data only"]}
+    page.route("**/v1/model", lambda route: route.fulfill(json=warned))
+    page.reload()
+    expect(page.locator("#model-warnings")).to_contain_text("synthetic data only")
+    expect(page.locator("#model-warnings")).to_be_visible()

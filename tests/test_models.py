@@ -306,7 +306,7 @@ def test_model_dir_round_trip(tmp_path: Path, head_name: str, monkeypatch: pytes
     assert (cfg.backbone, cfg.embed_dim, cfg.input_size, cfg.threshold) == ("cnn4", 6, 32, 0.4)
     assert cfg.head == head_name and cfg.head_kwargs["hidden"] == 8
     assert cfg.face_config() == FaceConfig(margin=0.3) and cfg.clip_config().clip_len == 20
-    assert cfg.extra == {"note": "tiny"} and cfg.format_version == 1
+    assert cfg.extra == {"note": "tiny"} and cfg.format_version == 2
     frames = torch.randint(0, 256, (4, 50, 40, 3), dtype=torch.uint8)
     extractor.eval()
     head.eval()

@@ -26,7 +26,16 @@ def _root() -> None:
 
 
 # Modules that register commands on ``app`` when imported (kept in the order of the help text).
-COMMAND_MODULES: tuple[str, ...] = ("synth", "preprocess", "train", "experiment", "detect", "export", "serve")
+COMMAND_MODULES: tuple[str, ...] = (
+    "synth",
+    "preprocess",
+    "train",
+    "experiment",
+    "detect",
+    "export",
+    "serve",
+    "models",
+)
 
 
 def _load_commands() -> None:

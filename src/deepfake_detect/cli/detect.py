@@ -172,12 +172,15 @@ def _write_outputs(
 ) -> None:
     """The table (stdout, or stderr when the JSON goes to stdout), the JSON document, the HTML report."""
     _print_table(results, to_stderr=json_out == Path("-"))
+    model = detector.model_info()
+    for warning in model.get("warnings") or []:  # e.g. a model trained on synthetic data only
+        (err_console if json_out == Path("-") else console).print(f"[bold yellow]model: {warning}[/]")
     if json_out is not None:
-        _write_json(json_out, {"videos": [r.to_json() for r in results], "model": detector.model_info()})
+        _write_json(json_out, {"videos": [r.to_json() for r in results], "model": model})
     if report is not None:
         from deepfake_detect.inference.report import write_report
 
-        page = write_report(results, report, detector.model_info())
+        page = write_report(results, report, model)
         err_console.print(f"report: {page}")
 
 

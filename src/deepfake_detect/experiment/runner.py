@@ -40,6 +40,7 @@ from deepfake_detect.evaluation.evaluate import clip_predictions, evaluate_predi
 from deepfake_detect.experiment.diagnostics import dispersion_auc, single_frame_summary
 from deepfake_detect.experiment.splits import KEY_COLUMN, Split, make_splits
 from deepfake_detect.models import FeatureExtractor
+from deepfake_detect.models.cards import synthetic_card
 from deepfake_detect.models.io import save_model_dir
 from deepfake_detect.training import (
     DetectorRun,
@@ -293,6 +294,7 @@ def _save_final_model(
         faces=cfg.faces,
         clips=cfg.clips,
         extra=extra,
+        card=synthetic_card("the built-in benchmark (SPEC 6)") if cfg.data.synth is not None else None,
     )
     logger.info("final model written to %s", ctx.model_dir)
 

@@ -14,10 +14,12 @@ import numpy as np
 
 from deepfake_detect.faces import FaceDetector, create_face_detector
 from deepfake_detect.inference.engine import Engine, create_engine
+from deepfake_detect.inference.model_card import sequence_card
 from deepfake_detect.inference.options import DetectOptions, resolve
 from deepfake_detect.inference.pipeline import analyze_video, failure_result
 from deepfake_detect.inference.results import VideoResult
 from deepfake_detect.isolation import IsolatedPool, WorkerFailure
+from deepfake_detect.models.frame_dir import model_dir_kind
 from deepfake_detect.types import VideoStatus
 from deepfake_detect.video import VideoError
 
@@ -61,9 +63,16 @@ class Detector:
         device: str = "cpu",
         options: DetectOptions | None = None,
     ) -> Detector:
-        """Load a model directory (``ModelDirError`` if unusable, ``UnknownNameError`` for an engine)."""
+        """Load a model directory (``ModelDirError`` if unusable, ``UnknownNameError`` for an engine).
+
+        A frame model (``kind: frame``) gives a ``frame_detector.FrameDetector``.
+        """
         options = options or DetectOptions()
         options.validate()
+        if model_dir_kind(model_dir) == "frame":
+            from deepfake_detect.inference.frame_detector import FrameDetector
+
+            return FrameDetector.load_frame(model_dir, engine=engine, device=device, options=options)
         built = create_engine(
             engine, model_dir, device=device, precision=options.precision, channels_last=options.channels_last
         )
@@ -101,6 +110,7 @@ class Detector:
     def model_info(self) -> dict[str, Any]:
         """The model and the settings in use (the ``model`` object of the detect JSON)."""
         config, settings = self.engine.config, self.settings
+        card = sequence_card(config.card, config.format_version, config.backbone)
         return {
             "path": str(self.model_dir) if self.model_dir is not None else None,
             "engine": self.engine_name,
@@ -123,6 +133,9 @@ class Detector:
             "faces": settings.faces.model_dump(mode="json"),
             "created": config.created,
             "package_version": config.package_version,
+            "kind": "sequence",
+            "card": card,
+            "warnings": card["warnings"],
         }
 
     def detect_many(

@@ -92,10 +92,20 @@ def _model_line(model: dict[str, Any] | None) -> str:
         return ""
     parts = [
         f"{key}: {model[key]}"
-        for key in ("path", "backbone", "head", "threshold", "aggregation", "engine", "precision")
+        for key in (
+            "path",
+            "family",
+            "architecture",
+            "backbone",
+            "head",
+            "threshold",
+            "aggregation",
+            "engine",
+        )
         if model.get(key) is not None
     ]
-    return f"<p class='muted'>Model — {_e(' · '.join(parts))}</p>"
+    warnings = "".join(f"<p class='warning model-warning'>{_e(w)}</p>" for w in model.get("warnings") or [])
+    return f"<p class='muted'>Model — {_e(' · '.join(parts))}</p>{warnings}"
 
 
 def _summary_table(results: Sequence[VideoResult]) -> str:

@@ -1,6 +1,6 @@
 """Model directories: a trained extractor + sequence head that a person can inspect and share.
 
-Layout (format_version 1)::
+Layout (format_version 2; format 1 had no ``kind`` and ``card`` and still loads)::
 
     MODEL_DIR/
       config.json            ModelDirConfig: how to rebuild the modules and feed them
@@ -8,7 +8,8 @@ Layout (format_version 1)::
       head.safetensors       SequenceHead state dict
 
 Loading rebuilds the modules from ``config.json`` and reads tensors with ``safetensors`` only: a model
-directory is never unpickled, so opening one from an untrusted source cannot run code.
+directory is never unpickled, so opening one from an untrusted source cannot run code. Frame models
+(``kind: frame``, imported published detectors) live in ``models.frame_dir``.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -52,7 +53,7 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 CONFIG_FILE = "config.json"
 EXTRACTOR_FILE = "extractor.safetensors"
 HEAD_FILE = "head.safetensors"
@@ -68,6 +69,7 @@ class ModelDirConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     format_version: int = Field(default=FORMAT_VERSION, ge=1)
+    kind: Literal["sequence"] = "sequence"
     package_version: str = __version__
     backbone: str
     embed_dim: int = Field(ge=1)
@@ -83,6 +85,9 @@ class ModelDirConfig(BaseModel):
     clips: dict[str, Any] = Field(description="the ClipConfig the training clips were made with")
     created: str = Field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
     extra: dict[str, Any] = Field(default_factory=dict)
+    card: dict[str, Any] = Field(
+        default_factory=dict, description="where the model came from (training data, warnings, ...)"
+    )
 
     def face_config(self) -> FaceConfig:
         return FaceConfig.model_validate(self.faces)
@@ -134,11 +139,13 @@ def save_model_dir(
     faces: FaceConfig,
     clips: ClipConfig,
     extra: dict[str, Any] | None = None,
+    card: dict[str, Any] | None = None,
 ) -> Path:
     """Write ``config.json`` + ``extractor.safetensors`` + ``head.safetensors`` into ``path``.
 
     Each file is written atomically and ``config.json`` last, so a directory with a config is complete.
-    Existing files of an earlier save are replaced. Returns the directory.
+    Existing files of an earlier save are replaced. ``card`` (training data, warnings, ...) is stored as
+    the config's ``card``. Returns the directory.
     """
     SEQUENCE_HEADS.get(head_name)  # unknown names fail before anything is written
     try:
@@ -154,6 +161,7 @@ def save_model_dir(
             faces=faces.model_dump(mode="json"),
             clips=clips.model_dump(mode="json"),
             extra=dict(extra or {}),
+            card=dict(card or {}),
         )
         text = json.dumps(config.model_dump(mode="json"), indent=2, sort_keys=True) + "\n"
     except (ValidationError, TypeError, ValueError) as exc:
@@ -167,11 +175,21 @@ def save_model_dir(
     return path
 
 
+def _declares_frame_kind(config_file: Path) -> bool:
+    try:
+        raw = json.loads(config_file.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(raw, dict) and raw.get("kind") == "frame"
+
+
 def read_model_config(path: Path | str) -> ModelDirConfig:
     """Read and validate ``config.json`` of a model directory (checks that all three files exist)."""
     path = Path(path)
     if not path.is_dir():
         raise ModelDirError(f"model directory not found: {path}")
+    if _declares_frame_kind(path / CONFIG_FILE):
+        raise ModelDirError(f"{path} holds a frame model (an imported detector); this needs a sequence model")
     missing = [name for name in (CONFIG_FILE, EXTRACTOR_FILE, HEAD_FILE) if not (path / name).is_file()]
     if missing:
         raise ModelDirError(f"{path} is not a complete model directory: missing {', '.join(missing)}")

@@ -38,6 +38,9 @@ async function loadServerInfo() {
     $("limits").textContent = `Up to ${health.limits.max_upload_mb} MB and ${health.limits.max_duration_s} s.`
       + " Nothing leaves this server: the video is analysed here and deleted.";
     fillFacts($("model-info"), Object.entries(model).filter(([, v]) => typeof v !== "object" || v === null));
+    const warnings = Array.isArray(model.warnings) ? model.warnings : [];
+    $("model-warnings").textContent = warnings.join(" ");
+    $("model-warnings").hidden = warnings.length === 0;
   } catch (err) {
     setStatus("Could not reach the server: " + err, true);
   }

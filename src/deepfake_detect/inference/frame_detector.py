@@ -1,0 +1,111 @@
+"""The :class:`Detector` for frame models (imported published detectors, SPEC §9).
+
+``Detector.load`` returns a :class:`FrameDetector` for a ``kind: frame`` directory, so ``detect``,
+``detect_many`` (isolated workers), the CLI, the report and the service use it unchanged.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from deepfake_detect.faces.recipe_detector import RecipeMTCNN
+from deepfake_detect.inference.detector import Detector
+from deepfake_detect.inference.frame_pipeline import analyze_frame_video
+from deepfake_detect.inference.options import DetectOptions
+from deepfake_detect.inference.pipeline import failure_result
+from deepfake_detect.inference.results import VideoResult
+from deepfake_detect.models.frame_dir import LoadedFrameModel, load_frame_model_dir
+from deepfake_detect.types import VideoStatus
+from deepfake_detect.video import VideoError
+
+__all__ = ["FrameDetector"]
+
+logger = logging.getLogger(__name__)
+
+
+class FrameDetector(Detector):
+    """Verdicts of a frame model with its recipe (frames, detector, crops, rule); fp32 on ``device``."""
+
+    def __init__(
+        self,
+        model: LoadedFrameModel,
+        options: DetectOptions | None = None,
+        *,
+        model_dir: Path | str | None = None,
+        device: str = "cpu",
+    ) -> None:
+        self.model = model
+        self.options = options or DetectOptions()
+        self.model_dir = Path(model_dir) if model_dir is not None else None
+        self.engine_name = "torch"
+        self.device = device
+        config = model.config
+        self.threshold = self.options.threshold if self.options.threshold is not None else config.threshold
+        spec = config.recipe.detector
+        self.recipe_detector = RecipeMTCNN(spec.scale, spec.thresholds, spec.min_face_size, device)
+
+    @classmethod
+    def load_frame(
+        cls,
+        model_dir: Path | str,
+        *,
+        engine: str = "torch",
+        device: str = "cpu",
+        options: DetectOptions | None = None,
+    ) -> FrameDetector:
+        if engine != "torch":
+            raise ValueError(f"frame models run with the torch engine only (got {engine!r})")
+        return cls(
+            load_frame_model_dir(model_dir, device=device), options, model_dir=model_dir, device=device
+        )
+
+    def detect(self, path: Path | str) -> VideoResult:
+        start = time.perf_counter()
+        try:
+            return analyze_frame_video(
+                Path(path),
+                self.model,
+                self.recipe_detector,
+                threshold=self.threshold,
+                max_pixels=self.options.max_pixels,
+                device=self.device,
+            )
+        except VideoError as exc:
+            return failure_result(path, exc, time.perf_counter() - start)
+        except Exception as exc:  # a corrupt file can trip any library on the way
+            logger.exception("%s: unexpected error while analysing the video", path)
+            return VideoResult.failed(
+                str(path),
+                VideoStatus.UNDECODABLE,
+                f"unexpected error while reading the video ({type(exc).__name__}: {exc})",
+                timings={"total": time.perf_counter() - start},
+            )
+
+    def warm_up(self) -> None:
+        self.recipe_detector.detect(np.zeros((64, 64, 3), dtype=np.uint8))
+
+    def model_info(self) -> dict[str, Any]:
+        config = self.model.config
+        card = dict(config.card)
+        return {
+            "path": str(self.model_dir) if self.model_dir is not None else None,
+            "kind": "frame",
+            "engine": self.engine_name,
+            "device": self.device,
+            "precision": "32",
+            "family": card.get("family"),
+            "architecture": config.network.arch,
+            "members": len(config.members),
+            "threshold": self.threshold,
+            "aggregation": config.recipe.aggregation,
+            "recipe": config.recipe.model_dump(mode="json"),
+            "card": card,
+            "warnings": [str(w) for w in card.get("warnings", [])],
+            "created": config.created,
+            "package_version": config.package_version,
+        }
