@@ -58,6 +58,15 @@ def crash_or_kill_marked(path: str) -> VideoResult:
     return detect_in_worker(path)
 
 
+def note_init(folder: str) -> None:
+    """Initializer of the isolated children: one file per run."""
+    (Path(folder) / f"init-{os.getpid()}").touch()
+
+
+def child_pid(item: int) -> tuple[int, int]:
+    return item, os.getpid()
+
+
 def slow_detect(path: str) -> VideoResult:
     time.sleep(0.3)  # long enough for the test to kill a worker in the middle
     return detect_in_worker(path)
@@ -134,6 +143,30 @@ def test_cli_unreachable_scheduler_is_a_clear_error_within_seconds(
     assert "Traceback" not in done.stderr and time.monotonic() - start < 60  # python + torch import
     bad = subprocess.run(_cli(clip, "--cluster", "nowhere"), capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and "neither local:N" in bad.stderr
+
+
+def test_the_initializer_runs_once_per_worker_not_per_task(cluster: tuple[str, Any], tmp_path: Path) -> None:
+    from deepfake_detect.cluster import PoolSpec, map_isolated
+
+    address, _ = cluster
+    spec = PoolSpec(note_init, (str(tmp_path),), timeout_s=60, memory_mb=None)
+    outcomes = dict(map_isolated(address, child_pid, range(12), spec))
+    assert sorted(outcomes) == list(range(12)) and all(isinstance(v, tuple) for v in outcomes.values())
+    children = {v[1] for v in outcomes.values()}  # type: ignore[index]
+    assert len(list(tmp_path.glob("init-*"))) == len(children) <= 2
+
+
+def test_preprocess_cli_refuses_a_bad_cluster_address(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    import deepfake_detect.cli.preprocess  # noqa: F401  (registers the command)
+    from deepfake_detect.cli.app import app
+
+    (tmp_path / "data" / "real").mkdir(parents=True)
+    done = CliRunner().invoke(
+        app, ["preprocess", str(tmp_path / "data"), str(tmp_path / "out"), "--cluster", "x"]
+    )
+    assert done.exit_code == 1 and "neither local:N" in done.output and not (tmp_path / "out").exists()
 
 
 # -- detect -------------------------------------------------------------------------------------------------
@@ -218,3 +251,34 @@ def test_jsonl_client_killed_and_rerun_resumes_without_redoing(
     lines = [json.loads(line) for line in out.read_text().splitlines()]
     assert sorted(v["path"] for v in lines) == sorted(str(v) for v in videos)  # each exactly once
     assert [v["path"] for v in lines[: len(before)]] == before  # nothing finished was redone
+
+
+# -- preprocess ---------------------------------------------------------------------------------------------
+def test_preprocess_on_the_cluster_is_byte_identical_even_when_a_worker_is_killed(
+    cluster: tuple[str, Any], tmp_path: Path, astronaut_rgb: np.ndarray
+) -> None:
+    from deepfake_detect.data.layouts import load_dataset
+    from deepfake_detect.preprocess import PreprocessProgress, preprocess_dataset
+    from test_preprocess import _config, _folder_dataset
+
+    address, client = cluster
+    records = load_dataset("folder", _folder_dataset(tmp_path / "data", astronaut_rgb, n=8)).records
+    config = _config()
+    preprocess_dataset(records, tmp_path / "local", config, workers=2)
+    preprocess_dataset(records, tmp_path / "cluster", config, cluster=address)
+    pids = list(client.run(os.getpid).values())
+
+    def kill_a_worker(state: PreprocessProgress) -> None:
+        if state.done == 1:
+            os.kill(pids[0], signal.SIGKILL)
+
+    preprocess_dataset(records, tmp_path / "killed", config, cluster=address, progress=kill_a_worker)
+    expected = (tmp_path / "local" / "manifest.csv").read_bytes()
+    crops = sorted(p.relative_to(tmp_path / "local") for p in (tmp_path / "local").rglob("*.jpg"))
+    for name in ("cluster", "killed"):
+        assert (tmp_path / name / "manifest.csv").read_bytes() == expected
+        assert sorted(p.relative_to(tmp_path / name) for p in (tmp_path / name).rglob("*.jpg")) == crops
+        assert (
+            len(list((tmp_path / name / "rows").glob("*.json"))) == 8
+            and not (tmp_path / name / ".tmp").exists()
+        )
