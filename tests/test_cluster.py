@@ -282,3 +282,18 @@ def test_preprocess_on_the_cluster_is_byte_identical_even_when_a_worker_is_kille
             len(list((tmp_path / name / "rows").glob("*.json"))) == 8
             and not (tmp_path / name / ".tmp").exists()
         )
+
+
+def test_gpu_resources_are_asked_only_when_a_worker_declares_them() -> None:
+    from deepfake_detect.cluster import _declared
+
+    class FakeClient:
+        def __init__(self, *declared: dict[str, float]) -> None:
+            self.info = {"workers": {f"w{i}": {"resources": r} for i, r in enumerate(declared)}}
+
+        def scheduler_info(self) -> dict[str, Any]:
+            return self.info
+
+    assert _declared(FakeClient({}, {"GPU": 1.0}), {"GPU": 1.0}) == {"GPU": 1.0}
+    assert _declared(FakeClient({}, {}), {"GPU": 1.0}) is None  # tasks would never start
+    assert _declared(FakeClient({"GPU": 1.0}), None) is None

@@ -177,23 +177,28 @@ def map_isolated(
     spec: PoolSpec,
     *,
     key: Callable[[T], str] = str,
+    resources: dict[str, float] | None = None,
     connect_timeout_s: float = DEFAULT_CONNECT_TIMEOUT_S,
 ) -> Iterator[tuple[T, R | WorkerFailure]]:
     """Yield ``(item, fn(item) or WorkerFailure)`` in completion order, one Dask task per item.
 
     Items are read lazily, a bounded number in flight. ``key`` names the task (Dask's dashboard shows
-    it). Raises ClusterError when the cluster cannot be reached, IsolationError when workers cannot run.
+    it). ``resources`` (e.g. ``{"GPU": 1}``) are asked of each task when some worker declares them
+    (``dask worker --resources GPU=1``), else ignored. Raises ClusterError when the cluster cannot be
+    reached, IsolationError when workers cannot run.
     """
     distributed = _import_distributed()
     with open_client(address, connect_timeout_s=connect_timeout_s) as client:
         window = _WINDOW_PER_THREAD * cluster_threads(client)
+        asked = _declared(client, resources)
         source, by_future = iter(items), {}
         pending = distributed.as_completed()
 
         def submit_next() -> None:
             for item in source:
                 name = f"{getattr(fn, '__name__', 'task')}-{key(item)}"
-                future = client.submit(run_in_worker_pool, spec, fn, item, key=_unique(name), pure=False)
+                options = {"key": _unique(name), "pure": False, "resources": asked}
+                future = client.submit(run_in_worker_pool, spec, fn, item, **options)
                 by_future[future] = item
                 pending.add(future)
                 return
@@ -206,6 +211,17 @@ def map_isolated(
             future.release()
             submit_next()
             yield item, outcome
+
+
+def _declared(client: Any, resources: dict[str, float] | None) -> dict[str, float] | None:
+    """``resources`` if some worker declares them all, else None (tasks would wait forever)."""
+    if not resources:
+        return None
+    workers = client.scheduler_info().get("workers", {}).values()
+    if any(all(name in w.get("resources", {}) for name in resources) for w in workers):
+        return resources
+    logger.info("no Dask worker declares %s; tasks run on any worker", sorted(resources))
+    return None
 
 
 def _unique(name: str) -> str:

@@ -192,7 +192,11 @@ def _outcomes(
         from deepfake_detect.cluster import PoolSpec, map_isolated
 
         pool_spec = PoolSpec(init_worker, (spec,), timeout_s, memory_mb)
-        yield from map_isolated(cluster, task, (str(p) for p in paths), pool_spec, key=lambda p: Path(p).name)
+        resources = {"GPU": 1.0} if spec.device.startswith("cuda") else None  # one video per GPU at a time
+        paths_text = (str(p) for p in paths)
+        yield from map_isolated(
+            cluster, task, paths_text, pool_spec, key=lambda p: Path(p).name, resources=resources
+        )
         return
     pool = IsolatedPool(
         workers, initializer=init_worker, initargs=(spec,), timeout_s=timeout_s, memory_mb=memory_mb
