@@ -20,7 +20,7 @@ from typing import Any
 
 from benchmarks import common, inputs
 from deepfake_detect.cluster import PoolSpec, map_isolated
-from deepfake_detect.preprocess import preprocess_dataset
+from deepfake_detect.preprocess import PreprocessProgress, preprocess_dataset
 from deepfake_detect.types import VideoRecord
 
 THROUGHPUT_TARGET = 0.9
@@ -34,15 +34,24 @@ def noop(item: int) -> int:
 
 
 def preprocess_rate(records: Sequence[VideoRecord], **how: Any) -> dict[str, Any]:
+    finished: list[float] = []
+
+    def progress(state: PreprocessProgress) -> None:
+        if state.video_id is not None:
+            finished.append(time.perf_counter())
+
     with tempfile.TemporaryDirectory() as out:
         start = time.perf_counter()
         with common.quiet_logs():
-            summary = preprocess_dataset(records, Path(out), inputs.demo_config(), **how)
+            summary = preprocess_dataset(records, Path(out), inputs.demo_config(), progress=progress, **how)
         elapsed = time.perf_counter() - start
+    steady = (len(finished) - 1) / (finished[-1] - finished[0]) if len(finished) > 1 else float("nan")
     return {
         "videos": len(records),
         "elapsed_s": elapsed,
         "videos_per_min": 60.0 * len(records) / elapsed,
+        "steady_videos_per_min": 60.0 * steady,
+        "first_done_s": finished[0] - start if finished else float("nan"),
         "statuses": summary.status_counts,
     }
 
@@ -88,6 +97,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             "at_least",
             "videos/min with --cluster local:2 / with --workers 2",
             {"--workers 2": local, "--cluster local:2": cluster},
+        ),
+        common.Ratio(
+            "cluster_overhead",
+            "preprocess, steady state (after the first video)",
+            cluster["steady_videos_per_min"] / local["steady_videos_per_min"],
+            THROUGHPUT_TARGET,
+            "at_least",
+            "videos/min with --cluster local:2 / with --workers 2",
         ),
         common.Ratio(
             "cluster_overhead",

@@ -9,7 +9,8 @@ local run. So a decoder crash or a hang costs one child and gives a ``WorkerFail
 Dask worker that dies itself (killed, out of memory) makes Dask rerun its tasks elsewhere, at most
 ``distributed.scheduler.allowed-failures`` + 1 times (Dask's setting, default 3), after which the item
 is a ``WorkerFailure`` too. Results come back to the caller (the client) in completion order, which
-writes each one at once.
+writes each one at once. Functions, items and results cross the Dask worker as pickled bytes, so a
+Dask worker process stays small (no torch); the isolated children unpickle them.
 """
 
 from __future__ import annotations
@@ -124,15 +125,45 @@ class PoolSpec:
     timeout_s: float | None
     memory_mb: int | None
 
+    def wire(self) -> _WireSpec:
+        return _WireSpec(_dumps((self.initializer, self.initargs)), self.timeout_s, self.memory_mb)
+
+
+@dataclass(frozen=True)
+class _WireSpec:
+    """A PoolSpec as sent to Dask workers: the initializer stays pickled until an isolated child runs it,
+    so Dask worker processes never import the heavy modules (torch and the models), only children do."""
+
+    init_blob: bytes
+    timeout_s: float | None
+    memory_mb: int | None
+
     def token(self) -> str:
         return hashlib.sha256(pickle.dumps(self, protocol=pickle.HIGHEST_PROTOCOL)).hexdigest()
+
+
+def _dumps(obj: object) -> bytes:
+    return pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def _init_pickled(blob: bytes) -> None:
+    """Isolated child's initializer: unpickle and run the caller's."""
+    initializer, initargs = pickle.loads(blob)
+    if initializer is not None:
+        initializer(*initargs)
+
+
+def _call_pickled(blob: bytes) -> bytes:
+    """Isolated child's task: ``fn(item)`` from a pickled pair; the result goes back pickled too."""
+    fn, item = pickle.loads(blob)
+    return _dumps(fn(item))
 
 
 _POOLS: dict[str, IsolatedPool] = {}
 _POOLS_LOCK = threading.Lock()
 
 
-def _worker_pool(spec: PoolSpec) -> IsolatedPool:
+def _worker_pool(spec: _WireSpec) -> IsolatedPool:
     """This Dask worker's pool for ``spec``: one isolated child per worker thread, started once."""
     token = spec.token()
     with _POOLS_LOCK:
@@ -143,15 +174,39 @@ def _worker_pool(spec: PoolSpec) -> IsolatedPool:
             if multiprocessing.current_process().daemon:  # a worker started without daemon=False
                 multiprocessing.current_process().daemon = False  # only stops children being refused
             size = get_worker().state.nthreads
-            pool = IsolatedPool(size, spec.initializer, spec.initargs, spec.timeout_s, spec.memory_mb)
+            pool = IsolatedPool(size, _init_pickled, (spec.init_blob,), spec.timeout_s, spec.memory_mb)
             _POOLS[token] = pool
             logger.info("worker %d: isolated pool of %d child process(es) started", os.getpid(), size)
     return pool
 
 
-def run_in_worker_pool(spec: PoolSpec, fn: Callable[[T], R], item: T) -> R | WorkerFailure:
-    """The Dask task: ``fn(item)`` in this worker's isolated pool; a failed child is a WorkerFailure."""
-    ((_, outcome),) = _worker_pool(spec).imap_unordered(fn, [item])
+def close_worker_pools() -> None:
+    """Stop this Dask worker's isolated pools (when the worker closes: no children left behind)."""
+    with _POOLS_LOCK:
+        pools = list(_POOLS.values())
+        _POOLS.clear()
+    for pool in pools:
+        pool.close()
+
+
+def _pool_closer() -> Any:
+    """A worker plugin whose teardown calls :func:`close_worker_pools` (built here: Dask is optional)."""
+    from distributed.diagnostics.plugin import WorkerPlugin
+
+    class ClosePools(WorkerPlugin):
+        idempotent = True
+        name = "deepfake-detect-close-pools"
+
+        def teardown(self, worker: Any) -> None:
+            close_worker_pools()
+
+    return ClosePools()
+
+
+def run_in_worker_pool(spec: _WireSpec, blob: bytes) -> bytes | WorkerFailure:
+    """The Dask task: pickled ``(fn, item)`` run in this worker's isolated pool; the pickled result, or
+    a WorkerFailure when the child crashed, hung, blew its memory limit or ``fn`` raised."""
+    ((_, outcome),) = _worker_pool(spec).imap_unordered(_call_pickled, [blob])
     return outcome
 
 
@@ -159,7 +214,8 @@ def run_in_worker_pool(spec: PoolSpec, fn: Callable[[T], R], item: T) -> R | Wor
 def _outcome(future: Any) -> Any:
     """The task's value, or a WorkerFailure when Dask gave up on it; IsolationError passes through."""
     if future.status == "finished":
-        return future.result()
+        value = future.result()
+        return pickle.loads(value) if isinstance(value, bytes) else value
     exc = future.exception()
     if isinstance(exc, IsolationError):  # the worker's pool cannot start (e.g. the model does not load)
         raise exc
@@ -189,16 +245,17 @@ def map_isolated(
     """
     distributed = _import_distributed()
     with open_client(address, connect_timeout_s=connect_timeout_s) as client:
+        client.register_plugin(_pool_closer())
         window = _WINDOW_PER_THREAD * cluster_threads(client)
         asked = _declared(client, resources)
-        source, by_future = iter(items), {}
+        wire, source, by_future = spec.wire(), iter(items), {}
         pending = distributed.as_completed()
 
         def submit_next() -> None:
             for item in source:
                 name = f"{getattr(fn, '__name__', 'task')}-{key(item)}"
                 options = {"key": _unique(name), "pure": False, "resources": asked}
-                future = client.submit(run_in_worker_pool, spec, fn, item, **options)
+                future = client.submit(run_in_worker_pool, wire, _dumps((fn, item)), **options)
                 by_future[future] = item
                 pending.add(future)
                 return
