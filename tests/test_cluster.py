@@ -297,3 +297,28 @@ def test_gpu_resources_are_asked_only_when_a_worker_declares_them() -> None:
     assert _declared(FakeClient({}, {"GPU": 1.0}), {"GPU": 1.0}) == {"GPU": 1.0}
     assert _declared(FakeClient({}, {}), {"GPU": 1.0}) is None  # tasks would never start
     assert _declared(FakeClient({"GPU": 1.0}), None) is None
+
+
+def test_cli_jsonl_on_the_cluster_equals_json_video_by_video(
+    cluster: tuple[str, Any], tmp_path: Path, clip: Path, detect_model_dir: Path
+) -> None:
+    from typer.testing import CliRunner
+
+    from deepfake_detect.cli.app import _load_commands, app
+
+    _load_commands()
+    address, _ = cluster
+    _videos(tmp_path / "v", clip, 3)
+    (tmp_path / "v" / "empty.mp4").write_bytes(b"")
+    common = [str(tmp_path / "v"), "--model", str(detect_model_dir), "--face-detector", "haar"]
+    common += ["--threads", "1"]
+    as_json = CliRunner().invoke(app, ["detect", *common, "--json", str(tmp_path / "a.json")])
+    as_jsonl = CliRunner().invoke(
+        app, ["detect", *common, "--jsonl", str(tmp_path / "b.jsonl"), "--cluster", address]
+    )
+    assert as_json.exit_code == as_jsonl.exit_code == 1, as_jsonl.output  # empty.mp4 is undecodable
+    expected = {v["path"]: v for v in json.loads((tmp_path / "a.json").read_text())["videos"]}
+    lines = [json.loads(line) for line in (tmp_path / "b.jsonl").read_text().splitlines()]
+    assert sorted(v["path"] for v in lines) == sorted(expected)
+    for video in lines:
+        assert _comparable(video) == _comparable(expected[video["path"]])
