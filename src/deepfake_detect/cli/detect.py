@@ -1,9 +1,11 @@
 """``deepfake-detect detect PATH...``: a verdict per video and per face, with a timeline.
 
 Every file is analysed in a child process (``Detector.detect_many``), so a file that crashes the decoder
-or hangs costs only itself. Exit codes: 0 when every video was scored or legitimately had no usable
-face (ok, no_face, too_short); 1 when any was undecodable, had no video stream, was not found or was
-too large; 2 on usage errors (bad options, no model).
+or hangs costs only itself. ``--jsonl OUT`` appends a line per video as it finishes and resumes on a
+rerun (``cli/batch.py``); ``--cluster`` runs the files on Dask (``deepfake_detect.cluster``).
+Exit codes: 0 when every video was scored or legitimately had no usable face (ok, no_face, too_short);
+1 when any was undecodable, had no video stream, was not found or was too large; 2 on usage errors
+(bad options, no model).
 """
 
 from __future__ import annotations
