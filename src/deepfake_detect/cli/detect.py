@@ -1,9 +1,11 @@
 """``deepfake-detect detect PATH...``: a verdict per video and per face, with a timeline.
 
 Every file is analysed in a child process (``Detector.detect_many``), so a file that crashes the decoder
-or hangs costs only itself. Exit codes: 0 when every video was scored or legitimately had no usable
-face (ok, no_face, too_short); 1 when any was undecodable, had no video stream, was not found or was
-too large; 2 on usage errors (bad options, no model).
+or hangs costs only itself. ``--jsonl OUT`` appends a line per video as it finishes and resumes on a
+rerun (``cli/batch.py``); ``--cluster`` runs the files on Dask (``deepfake_detect.cluster``).
+Exit codes: 0 when every video was scored or legitimately had no usable face (ok, no_face, too_short);
+1 when any was undecodable, had no video stream, was not found or was too large; 2 on usage errors
+(bad options, no model).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import typer
 from rich.table import Table
 
 from deepfake_detect.cli.app import app
+from deepfake_detect.cli.batch import BatchSettings, run_jsonl
 from deepfake_detect.cli.common import (
     QuietOption,
     VerboseOption,
@@ -85,6 +88,17 @@ def detect(
     report: Annotated[
         Path | None, typer.Option("--report", help="Write an HTML report into this folder.")
     ] = None,
+    jsonl: Annotated[
+        Path | None,
+        typer.Option(
+            "--jsonl",
+            help="Append one JSON line per video as it finishes; a rerun skips the videos already in it.",
+        ),
+    ] = None,
+    cluster: Annotated[
+        str | None,
+        typer.Option(metavar="ADDRESS", help="Run on Dask: local:N workers, or a scheduler tcp://host:port."),
+    ] = None,
     threshold: Annotated[
         float | None,
         typer.Option(help="P(fake) at or above which a video is called fake (default: model's)."),
@@ -124,12 +138,17 @@ def detect(
     quiet: QuietOption = False,
 ) -> None:
     """Tell whether videos are deepfakes: a verdict per video and per face, with a timeline."""
+    from deepfake_detect.cluster import ClusterError
     from deepfake_detect.inference import DetectOptions
+    from deepfake_detect.inference.jsonl import JsonlError
     from deepfake_detect.isolation import IsolationError
 
     setup_logging(verbose, quiet)
     if threshold is not None and not 0.0 < threshold < 1.0:
         fail(f"--threshold must lie strictly between 0 and 1, got {threshold}", code=2)
+    if jsonl is not None and (json_out is not None or report is not None):
+        fail("--jsonl writes its own output: use it without --json and --report", code=2)
+    _check_cluster(cluster)
     try:
         videos = collect_videos(paths)
     except ValueError as exc:
@@ -142,12 +161,17 @@ def detect(
         detect_every=detect_every,
     )
     detector = _load_detector(model, engine, device, options)
+    settings = BatchSettings(workers, timeout, memory_mb or None, threads, cluster)
     try:
-        results = _run(detector, videos, workers, timeout, memory_mb or None, threads)
+        if jsonl is not None:
+            raise typer.Exit(run_jsonl(detector, videos, jsonl, settings))
+        results = _run(detector, videos, settings)
     except IsolationError as exc:
         fail(f"the worker processes could not run: {exc}")
+    except (ClusterError, JsonlError) as exc:
+        fail(str(exc))
     except KeyboardInterrupt:
-        fail("interrupted", code=130)
+        fail("interrupted" + ("; run the same command again to continue" if jsonl else ""), code=130)
     _write_outputs(detector, results, json_out, report)
     raise typer.Exit(0 if all(r.answered for r in results) else 1)
 
@@ -184,17 +208,21 @@ def _write_outputs(
         err_console.print(f"report: {page}")
 
 
-def _run(
-    detector: Detector,
-    videos: list[Path],
-    workers: int,
-    timeout: float,
-    memory_mb: int | None,
-    threads: int | None,
-) -> list[VideoResult]:
+def _check_cluster(cluster: str | None) -> None:
+    from deepfake_detect.cluster import ClusterError, parse_cluster_address
+
+    try:
+        if cluster is not None:
+            parse_cluster_address(cluster)
+    except ClusterError as exc:
+        fail(str(exc), code=2)
+
+
+def _run(detector: Detector, videos: list[Path], settings: BatchSettings) -> list[VideoResult]:
     """detect_many with a progress bar (videos done, the file(s) in progress, the last verdict); results
     in the order of ``videos``. Workers take files first in, first out, so the oldest ``workers`` files
-    handed out and not finished are the ones being analysed."""
+    handed out and not finished are the ones being analysed (on a cluster: roughly)."""
+    workers = settings.workers
     order = {str(v): i for i, v in enumerate(videos)}
     results: list[VideoResult | None] = [None] * len(videos)
     pending: list[str] = []
@@ -208,7 +236,12 @@ def _run(
     with make_progress() as progress:
         task = progress.add_task("detecting", total=len(videos), info="starting workers")
         results_iter = detector.detect_many(
-            handed_out(), workers=workers, timeout_s=timeout, memory_mb=memory_mb, threads=threads
+            handed_out(),
+            workers=workers,
+            timeout_s=settings.timeout_s,
+            memory_mb=settings.memory_mb,
+            threads=settings.threads,
+            cluster=settings.cluster,
         )
         for result in results_iter:
             results[order[result.path]] = result

@@ -24,6 +24,7 @@ from deepfake_detect.cli.common import (
     setup_logging,
     user_errors,
 )
+from deepfake_detect.cluster import ClusterError, parse_cluster_address
 from deepfake_detect.data.layouts import DatasetError, load_dataset
 from deepfake_detect.data.store import StoreError
 from deepfake_detect.isolation import IsolationError
@@ -47,6 +48,10 @@ Sharding: --shard i/N (0 <= i < N) processes the videos whose CRC32(video_id) mo
 (e.g. a SLURM array, --shard $SLURM_ARRAY_TASK_ID/N) split a dataset without talking to each other.
 The shards may write into one shared OUT folder; each rebuilds OUT/manifest.csv from all finished
 videos when it ends, and the last one to end leaves the complete manifest.
+
+Cluster: --cluster local:N runs N Dask worker processes here; --cluster tcp://host:8786 uses a running
+Dask scheduler (pip install "deepfake-detect[cluster]"). One task per video; OUT (and the videos) must be
+at the same path on every worker. Each finished video is kept at once, so a rerun resumes.
 """
 
 
@@ -99,6 +104,10 @@ def preprocess_command(
     ] = None,
     shard: Annotated[str | None, typer.Option(metavar="i/N", help="Process only shard i of N.")] = None,
     limit: Annotated[int | None, typer.Option(min=0, help="Only the first K videos (by id).")] = None,
+    cluster: Annotated[
+        str | None,
+        typer.Option(metavar="ADDRESS", help="Run on Dask: local:N workers, or a scheduler tcp://host:port."),
+    ] = None,
     frame_stride: Annotated[
         int | None, typer.Option(min=1, help="Keep every S-th frame (config: clips.frame_stride, 1).")
     ] = None,
@@ -123,6 +132,9 @@ def preprocess_command(
         cfg = load_cli_config(config, overrides, flags)
     with user_errors(PreprocessError):
         shard_pair = parse_shard(shard) if shard is not None else None
+    with user_errors(ClusterError):
+        if cluster is not None:
+            parse_cluster_address(cluster)
     with user_errors(DatasetError):
         listing = load_dataset(cfg.data.layout, root, **cfg.data.layout_options)
     console.print(
@@ -130,7 +142,8 @@ def preprocess_command(
         + (f", {len(listing.missing)} listed but missing" if listing.missing else ""),
         highlight=False,
     )
-    with user_errors(PreprocessError, StoreError, IsolationError), interrupted_hint(), make_progress() as bar:
+    errors = (PreprocessError, StoreError, IsolationError, ClusterError)
+    with user_errors(*errors), interrupted_hint(), make_progress() as bar:
         task = bar.add_task("videos", total=None, info="")
 
         def on_progress(state: PreprocessProgress) -> None:
@@ -145,5 +158,6 @@ def preprocess_command(
             shard=shard_pair,
             limit=limit,
             progress=on_progress,
+            cluster=cluster,
         )
     _print_summary(summary)

@@ -147,6 +147,7 @@ class Detector:
         *,
         threads: int | None = None,
         task: Callable[[str], VideoResult] | None = None,
+        cluster: str | None = None,
     ) -> Iterator[VideoResult]:
         """Analyse each path in a child process; results come in completion order (``result.path``).
 
@@ -156,28 +157,65 @@ class Detector:
         workers). ``task`` replaces the function run per path in the worker
         (a module-level function; it may call :func:`worker_detector`), e.g. to inject faults in tests.
         Raises ``isolation.IsolationError`` when the workers cannot start (e.g. the model does not load).
+        ``cluster`` (``local:N`` or ``tcp://host:port``) runs one Dask task per path instead, each in an
+        isolated child of its Dask worker with the same limits (``workers`` is then ignored; paths must
+        be readable at the same path on every worker); raises ``cluster.ClusterError`` if unreachable.
         """
         if self.model_dir is None:
             raise ValueError(
                 "detect_many needs a Detector made with Detector.load (workers reload the model)"
             )
         spec = WorkerSpec(
-            str(self.model_dir),
+            str(self.model_dir.absolute()),
             self.engine_name,
             self.device,
             self.options,
-            threads=threads or max(1, (os.cpu_count() or 1) // workers),
+            threads=threads or max(1, (os.cpu_count() or 1) // _local_workers(workers, cluster)),
         )
-        pool = IsolatedPool(
-            workers, initializer=init_worker, initargs=(spec,), timeout_s=timeout_s, memory_mb=memory_mb
+        for item, outcome in _outcomes(
+            spec, task or detect_in_worker, paths, workers, timeout_s, memory_mb, cluster
+        ):
+            if isinstance(outcome, WorkerFailure):
+                logger.warning("%s: worker failed (%s: %s)", item, outcome.kind, outcome.message)
+                yield worker_failure_result(item, outcome)
+            else:
+                yield outcome
+
+
+def _local_workers(workers: int, cluster: str | None) -> int:
+    """Worker processes sharing this machine's cores (a remote cluster's workers: one thread each)."""
+    if cluster is None:
+        return workers
+    from deepfake_detect.cluster import parse_cluster_address
+
+    local = parse_cluster_address(cluster).local_workers
+    return local if local is not None else os.cpu_count() or 1
+
+
+def _outcomes(
+    spec: WorkerSpec,
+    task: Callable[[str], VideoResult],
+    paths: Iterable[Path | str],
+    workers: int,
+    timeout_s: float | None,
+    memory_mb: int | None,
+    cluster: str | None,
+) -> Iterator[tuple[str, VideoResult | WorkerFailure]]:
+    if cluster is not None:
+        from deepfake_detect.cluster import PoolSpec, map_isolated
+
+        pool_spec = PoolSpec(init_worker, (spec,), timeout_s, memory_mb)
+        resources = {"GPU": 1.0} if spec.device.startswith("cuda") else None  # one video per GPU at a time
+        paths_text = (str(p) for p in paths)
+        yield from map_isolated(
+            cluster, task, paths_text, pool_spec, key=lambda p: Path(p).name, resources=resources
         )
-        with pool:
-            for item, outcome in pool.imap_unordered(task or detect_in_worker, (str(p) for p in paths)):
-                if isinstance(outcome, WorkerFailure):
-                    logger.warning("%s: worker failed (%s: %s)", item, outcome.kind, outcome.message)
-                    yield worker_failure_result(item, outcome)
-                else:
-                    yield outcome
+        return
+    pool = IsolatedPool(
+        workers, initializer=init_worker, initargs=(spec,), timeout_s=timeout_s, memory_mb=memory_mb
+    )
+    with pool:
+        yield from pool.imap_unordered(task, (str(p) for p in paths))
 
 
 @dataclass(frozen=True)

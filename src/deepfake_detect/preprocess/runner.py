@@ -14,8 +14,8 @@ import os
 import sys
 import time
 import zlib
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -217,10 +217,15 @@ def preprocess_dataset(
     shard: tuple[int, int] | None = None,
     limit: int | None = None,
     progress: ProgressCallback | None = None,
+    cluster: str | None = None,
 ) -> PreprocessSummary:
     """Turn videos into face-crop clips in the store at ``out``; videos done before are skipped.
 
     Killed at any moment and run again, it ends with the same store as an uninterrupted run.
+    ``cluster`` (``local:N`` or a scheduler's ``tcp://host:port``) runs one Dask task per video
+    instead of ``workers`` local processes (:mod:`deepfake_detect.cluster`): the Dask workers write
+    crops into ``out``'s work folders, so ``out`` must be a folder every worker sees at the same path;
+    this process publishes each finished video (its rows file) as its result arrives.
     """
     start = time.monotonic()
     if workers < 1:
@@ -237,7 +242,7 @@ def preprocess_dataset(
     if progress is not None:
         progress(state)
     if todo:
-        state = _run_pool(store, todo, config, workers, state, progress)
+        state = _run_pool(store, todo, config, workers, state, progress, cluster)
     store.remove_stale([r.video_id for r in selected])
     store.consolidate()
     return _summarise(store, selected, len(todo), time.monotonic() - start)
@@ -250,28 +255,37 @@ def _run_pool(
     workers: int,
     state: PreprocessProgress,
     progress: ProgressCallback | None,
+    cluster: str | None,
 ) -> PreprocessProgress:
-    workers = min(workers, len(todo))
-    pool = IsolatedPool(
-        workers,
-        initializer=_init_worker,
-        initargs=(config.model_dump(mode="json"),),
-        timeout_s=config.preprocess.timeout_s,
-        memory_mb=config.preprocess.memory_mb,
-    )
-    tasks = [_Task(record, store.root) for record in todo]
-    with pool:
-        for task, result in pool.imap_unordered(_run_task, tasks):
-            status, clips = _publish(store, task, result)
-            state = PreprocessProgress(
-                total=state.total,
-                done=state.done + 1,
-                clips=state.clips + clips,
-                failures=state.failures + (status != VideoStatus.OK.value),
-                skipped=state.skipped,
-                video_id=task.record.video_id,
-                status=status,
-            )
-            if progress is not None:
-                progress(state)
+    # absolute paths: a Dask worker may run in another folder (or machine, with the same shared mounts)
+    tasks = [_Task(replace(r, path=r.path.absolute()), store.root.absolute()) for r in todo]
+    for task, result in _results(tasks, config, workers, cluster):
+        status, clips = _publish(store, task, result)
+        state = PreprocessProgress(
+            total=state.total,
+            done=state.done + 1,
+            clips=state.clips + clips,
+            failures=state.failures + (status != VideoStatus.OK.value),
+            skipped=state.skipped,
+            video_id=task.record.video_id,
+            status=status,
+        )
+        if progress is not None:
+            progress(state)
     return state
+
+
+def _results(
+    tasks: Sequence[_Task], config: Config, workers: int, cluster: str | None
+) -> Iterator[tuple[_Task, tuple[list[dict[str, Any]], Path] | WorkerFailure]]:
+    """Each task's outcome in completion order, from local isolated workers or a Dask cluster."""
+    initargs = (config.model_dump(mode="json"),)
+    timeout_s, memory_mb = config.preprocess.timeout_s, config.preprocess.memory_mb
+    if cluster is not None:
+        from deepfake_detect.cluster import PoolSpec, map_isolated
+
+        spec = PoolSpec(_init_worker, initargs, timeout_s, memory_mb)
+        yield from map_isolated(cluster, _run_task, tasks, spec, key=lambda t: video_key(t.record.video_id))
+        return
+    with IsolatedPool(min(workers, len(tasks)), _init_worker, initargs, timeout_s, memory_mb) as pool:
+        yield from pool.imap_unordered(_run_task, tasks)
