@@ -73,6 +73,7 @@ class FrameDetector(Detector):
                 self.recipe_detector,
                 threshold=self.threshold,
                 max_pixels=self.options.max_pixels,
+                formats=self.options.container_formats,
                 device=self.device,
             )
         except VideoError as exc:

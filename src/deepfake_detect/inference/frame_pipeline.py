@@ -9,7 +9,7 @@ then the mean over members.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,7 +24,7 @@ from deepfake_detect.inference.frame_rules import FRAME_AGGREGATIONS
 from deepfake_detect.inference.results import FaceResult, TimelinePoint, VideoResult
 from deepfake_detect.models.frame_dir import FrameRecipe, LoadedFrameModel
 from deepfake_detect.types import BBox, Frame, VideoStatus
-from deepfake_detect.video import iter_frames, probe
+from deepfake_detect.video import DecodeError, iter_frames, probe
 
 __all__ = [
     "FrameCrop",
@@ -54,18 +54,24 @@ def sample_indices(frame_count: int, n: int) -> list[int]:
     return sorted({int(i) for i in np.linspace(0, frame_count - 1, n, endpoint=True, dtype=int)})
 
 
-def _sampled_frames(path: Path, n: int, max_pixels: int | None) -> tuple[list[Frame], int, Any]:
-    info = probe(path, max_pixels=max_pixels)
+def _sampled_frames(
+    path: Path, n: int, max_pixels: int | None, formats: Collection[str] | None
+) -> tuple[list[Frame], int, Any]:
+    info = probe(path, max_pixels=max_pixels, formats=formats)
     count = info.estimated_frames
     if count is None:  # the container does not say: count them
-        count = sum(1 for _ in iter_frames(path, max_pixels=max_pixels))
+        count = sum(1 for _ in iter_frames(path, max_pixels=max_pixels, formats=formats))
     wanted = sample_indices(count, n)
+    if not wanted:
+        raise DecodeError(path, "the video stream has no decodable frames", frame_index=0)
     keep, frames = set(wanted), []
-    for frame in iter_frames(path, max_pixels=max_pixels):
+    for frame in iter_frames(path, max_pixels=max_pixels, formats=formats):
         if frame.index in keep:
             frames.append(frame)
         if frame.index >= wanted[-1]:
             break
+    if not frames:
+        raise DecodeError(path, "none of the frames sampled evenly over the video could be decoded", 0)
     return frames, count, info
 
 
@@ -173,11 +179,15 @@ def analyze_frame_video(
     *,
     threshold: float,
     max_pixels: int | None = None,
+    formats: Collection[str] | None = None,
     device: str = "cpu",
 ) -> VideoResult:
-    """One video through the recipe (raises ``VideoError`` for unreadable files)."""
+    """One video through the recipe (raises ``VideoError`` for unreadable files).
+
+    ``formats``: the FFmpeg demuxers the file may be read with (None: the default allowlist).
+    """
     recipe, timings, start = model.config.recipe, {}, time.perf_counter()
-    frames, count, info = _sampled_frames(path, recipe.frames, max_pixels)
+    frames, count, info = _sampled_frames(path, recipe.frames, max_pixels, formats)
     timings["decode"] = time.perf_counter() - start
     mark = time.perf_counter()
     crops = collect_crops(frames, detector, recipe)
