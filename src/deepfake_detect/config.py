@@ -154,6 +154,11 @@ class ExperimentConfig(_Section):
     table2_repeats: int | None = Field(
         None, ge=0, description="compute Table 2 on the first N repetitions only (None: on every repetition)"
     )
+    cpu_kernels: Literal["native", "avx2"] = Field(
+        "native",
+        description="float32 kernels of the experiment and demo commands: native (fastest for this CPU) or "
+        "avx2 (the same numbers on every x86 CPU with AVX2; see runtime.pin_cpu_kernels)",
+    )
 
 
 class SynthConfig(_Section):

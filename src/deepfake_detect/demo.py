@@ -104,7 +104,14 @@ def run_demo(
     prepared = prepare_clips(config, out, progress=progress)
     report_dir, model_dir = out / "report", out / "model"
     start = time.perf_counter()
-    result = run_experiment(config, prepared.store, report_dir, model_dir=model_dir, progress=progress)
+    result = run_experiment(
+        config,
+        prepared.store,
+        report_dir,
+        model_dir=model_dir,
+        progress=progress,
+        data_digests=prepared.digests,
+    )
     timings = dict(prepared.timings)
     timings.update(_group_timings(result.timings))
     timings["experiment (other)"] = max(0.0, time.perf_counter() - start - sum(result.timings.values()))

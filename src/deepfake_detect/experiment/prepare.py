@@ -24,6 +24,7 @@ from deepfake_detect.config import Config, SynthConfig
 from deepfake_detect.data.layouts import load_dataset
 from deepfake_detect.data.store import ClipStore
 from deepfake_detect.data.synth import generate_dataset
+from deepfake_detect.experiment.environment import tree_digest
 from deepfake_detect.preprocess import PreprocessProgress, PreprocessSummary, preprocess_dataset
 from deepfake_detect.types import VideoRecord
 
@@ -44,6 +45,7 @@ class PreparedData:
     videos: int | None
     summary: PreprocessSummary | None
     timings: dict[str, float] = field(default_factory=dict)
+    digests: dict[str, str] = field(default_factory=dict)  # what -> experiment.environment.tree_digest
 
 
 def _synth_settings(synth: SynthConfig, seed: int) -> dict[str, object]:
@@ -113,8 +115,10 @@ def prepare_clips(config: Config, out_dir: Path, *, progress: StageCallback | No
     timings: dict[str, float] = {}
     start = time.perf_counter()
     records = _records(config, out_dir, progress)
+    digests: dict[str, str] = {}
     if config.data.synth is not None:
         timings["synthesise videos"] = time.perf_counter() - start
+        digests["synthetic videos"] = tree_digest(out_dir / "synth")
     store = ClipStore(clips_dir)
     if records is None:
         if not (store.manifest_path.is_file() or store.rows_root.is_dir()):
@@ -122,7 +126,7 @@ def prepare_clips(config: Config, out_dir: Path, *, progress: StageCallback | No
                 f"no data: set data.root (videos), data.synth (the built-in synthetic set) or data.clips_dir "
                 f"(a clip store; {clips_dir} holds none)"
             )
-        return PreparedData(store, None, None, timings)
+        return PreparedData(store, None, None, timings, digests)
 
     def on_video(state: PreprocessProgress) -> None:
         if progress is not None:
@@ -139,4 +143,4 @@ def prepare_clips(config: Config, out_dir: Path, *, progress: StageCallback | No
         summary.clips,
         ", ".join(f"{k}: {v}" for k, v in summary.status_counts.items()),
     )
-    return PreparedData(store, len(records), summary, timings)
+    return PreparedData(store, len(records), summary, timings, digests)

@@ -14,12 +14,14 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy.stats import t as student_t
 
 from deepfake_detect.config import dump_config
 from deepfake_detect.evaluation.evaluate import write_json
 from deepfake_detect.evaluation.plots import loss_curves, roc_figure, score_histogram
 from deepfake_detect.experiment.report_text import conclusions, render_markdown
 from deepfake_detect.experiment.runner import ExperimentResult, Variant, metric_values
+from deepfake_detect.models.heads import temporal_evidence
 
 logger = logging.getLogger(__name__)
 
@@ -34,11 +36,16 @@ SINGLE_FRAME_KEYS = ("frame_auc", "spread_real", "spread_fake")
 
 
 def stats(values: np.ndarray) -> dict[str, Any]:
-    """Mean, sample std (ddof=1) and the values (NaN values, e.g. AUC on one class, are left out)."""
+    """Mean, sample std (ddof=1), the 95% interval of the mean and the values (NaN values, e.g. AUC on one
+    class, are left out). The interval is Student's t: mean ± t(0.975, n - 1) · std / sqrt(n)."""
     finite = values[np.isfinite(values)]
     mean = float(finite.mean()) if finite.size else math.nan
     std = float(finite.std(ddof=1)) if finite.size > 1 else math.nan
-    return {"mean": mean, "std": std, "n": int(finite.size), "values": [float(v) for v in values]}
+    half = (
+        float(student_t.ppf(0.975, finite.size - 1)) * std / math.sqrt(finite.size) if finite.size > 1 else 0
+    )
+    ci = [mean - half, mean + half] if finite.size > 1 else [math.nan, math.nan]
+    return {"mean": mean, "std": std, "n": int(finite.size), "ci95": ci, "values": [float(v) for v in values]}
 
 
 def _block(
@@ -149,6 +156,7 @@ def _table3_rows(result: ExperimentResult) -> list[dict[str, Any]]:
     return [
         {
             "head": h,
+            "evidence": temporal_evidence(h),
             "clip": _block(result, main, h, "clip"),
             "video": _block(result, main, h, "video"),
             "single_frame": {k: stats(_single_frame(result, main, h, k)) for k in SINGLE_FRAME_KEYS},
@@ -204,6 +212,7 @@ def build_report(result: ExperimentResult, extra: dict[str, Any] | None = None) 
             "split (test clips never seen)",
         },
         "timings_s": {k: round(v, 2) for k, v in result.timings.items()},
+        "environment": result.environment,
         **(extra or {}),
     }
 

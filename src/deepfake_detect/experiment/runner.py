@@ -29,7 +29,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -38,6 +38,7 @@ from deepfake_detect.config import Config, ExtractorConfig
 from deepfake_detect.data.store import ClipStore, clip_key
 from deepfake_detect.evaluation.evaluate import clip_predictions, evaluate_predictions, write_csv
 from deepfake_detect.experiment.diagnostics import dispersion_auc, single_frame_summary
+from deepfake_detect.experiment.environment import environment, tree_digest
 from deepfake_detect.experiment.splits import KEY_COLUMN, Split, make_splits
 from deepfake_detect.models import FeatureExtractor
 from deepfake_detect.models.io import save_model_dir
@@ -48,6 +49,7 @@ from deepfake_detect.training import (
     train_detector,
     train_extractor,
 )
+from deepfake_detect.training.common import resolve_precision
 
 logger = logging.getLogger(__name__)
 
@@ -111,6 +113,7 @@ class ExperimentResult:
     model_dir: Path | None
     timings: dict[str, float]
     table2_repeats: int
+    environment: dict[str, Any] = field(default_factory=dict)  # see experiment.environment
 
 
 def write_split(split: Split, path: Path) -> Path:
@@ -314,8 +317,12 @@ def run_experiment(
     *,
     model_dir: Path | None = None,
     progress: StageCallback | None = None,
+    data_digests: Mapping[str, str] | None = None,
 ) -> ExperimentResult:
-    """Run the protocol of the module docstring on ``store``'s labelled clips; artefacts in ``out_dir``."""
+    """Run the protocol of the module docstring on ``store``'s labelled clips; artefacts in ``out_dir``.
+
+    ``data_digests`` (e.g. of the videos the clips were cut from) go into the report's environment.
+    """
     exp = config.experiment
     rows = labelled_clips(store)
     variants = make_variants(config)
@@ -354,7 +361,23 @@ def run_experiment(
         model_dir=model_dir,
         timings=dict(clock.timings),
         table2_repeats=table2_repeats,
+        environment=_environment(config, store, data_digests),
     )
+
+
+def _environment(config: Config, store: ClipStore, data_digests: Mapping[str, str] | None) -> dict[str, Any]:
+    """The run's environment (experiment.environment) with the precision each stage really used."""
+    precision = {
+        "extractor training": resolve_precision(config.extractor.precision, "auto"),
+        "embedding": "32",  # embed_clips' default, as called above
+        "heads": "32",
+    }
+    digests = {
+        **(data_digests or {}),
+        "clip manifest": tree_digest(store.root, ("manifest.*",)),
+        "clip crops": tree_digest(store.crops_root),
+    }
+    return environment(precision, digests)
 
 
 def metric_values(
