@@ -350,7 +350,7 @@ def test_experiment_writes_a_loadable_final_model(tiny_experiment: Path) -> None
 
     loaded = load_model_dir(tiny_experiment / "model")
     assert loaded.config.backbone == "cnn4" and loaded.config.head == "lstm"
-    assert "repetition 0" in loaded.config.extra["trained_on"]
+    assert "all 24 labelled clips" in loaded.config.extra["trained_on"]
 
 
 # --- command line ----------------------------------------------------------------------------
@@ -447,3 +447,40 @@ def test_same_seed_twice_gives_identical_numbers(tiny_experiment: Path) -> None:
     env = first["environment"]
     assert env["precision"]["extractor training"] == "32" and env["torch"]["threads"] >= 1
     assert env["digests"]["clip crops"].endswith("(144 files)") and env["code_revision"]
+
+
+def test_calibrated_log_loss_follows_from_the_predictions_and_temperature(tiny_experiment: Path) -> None:
+    from deepfake_detect.models.calibration import apply_temperature
+
+    report = json.loads((tiny_experiment / "report" / "report.json").read_text())
+    t1 = report["table1"]["clip"]
+    for r in range(2):
+        preds = pd.read_csv(
+            tiny_experiment / "report" / f"rep{r}" / "cnn4" / "lstm" / "evaluation" / "predictions.csv"
+        )
+        temperature = t1["temperature"]["values"][r]
+        assert temperature > 0
+        calibrated = np.clip(apply_temperature(preds["fake_probability"], temperature), 1e-15, 1 - 1e-15)
+        assert t1["log_loss_calibrated"]["values"][r] == pytest.approx(
+            skm.log_loss(preds["label"], calibrated)
+        )
+    assert {"reliability (lstm)", "reliability (mlp)", "reliability (frame-mlp)"} <= set(report["figures"])
+    assert (tiny_experiment / "report" / "reliability_frame-mlp.png").stat().st_size > 1000
+    model = json.loads((tiny_experiment / "model" / "config.json").read_text())
+    assert model["temperature"] == pytest.approx(report["model"]["temperature"]) and model["temperature"] > 0
+
+
+def test_final_model_is_trained_on_all_clips_and_its_card_quotes_the_repetitions(
+    tiny_experiment: Path,
+) -> None:
+    report = json.loads((tiny_experiment / "report" / "report.json").read_text())
+    card = json.loads((tiny_experiment / "model" / "config.json").read_text())["card"]
+    aucs = report["table1"]["clip"]["roc_auc"]
+    assert card["expected_auc"]["clip_roc_auc"] == pytest.approx(aucs["mean"])
+    assert card["expected_auc"]["ci95"] == pytest.approx(aucs["ci95"])
+    assert card["expected_auc"]["repetitions"] == 2
+    training = card["training"]
+    n_clips = report["settings"]["clips"]
+    assert training["training_clips"] + training["calibration_clips"] == n_clips  # every labelled clip
+    assert training["calibration_clips"] >= 4 and training["repetitions"] == 2 and training["seed"] == 0
+    assert "all 24 labelled clips" in report["model"]["trained_on"]

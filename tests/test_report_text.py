@@ -177,7 +177,16 @@ def test_markdown_has_the_environment_table() -> None:
 
 
 def _minimal_report(payload: dict[str, Any]) -> dict[str, Any]:
-    block = {k: _stat([0.5, 0.6]) for k in ("accuracy", "log_loss", "roc_auc", "average_precision", "eer")}
+    keys = (
+        "accuracy",
+        "log_loss",
+        "log_loss_calibrated",
+        "temperature",
+        "roc_auc",
+        "average_precision",
+        "eer",
+    )
+    block = {k: _stat([0.5, 0.6]) for k in keys}
     rows = [{**r, "clip": block, "video": block} for r in payload["table3"]["rows"]]
     return {
         **payload,

@@ -154,6 +154,11 @@ class ExperimentConfig(_Section):
     table2_repeats: int | None = Field(
         None, ge=0, description="compute Table 2 on the first N repetitions only (None: on every repetition)"
     )
+    final_model: Literal["all", "rep0"] = Field(
+        "all",
+        description="the model written to OUT/model: trained on all labelled clips after the repetitions "
+        "(val_clips held out to fit its temperature), or repetition 0's",
+    )
     cpu_kernels: Literal["native", "avx2"] = Field(
         "native",
         description="float32 kernels of the experiment and demo commands: native (fastest for this CPU) or "

@@ -15,9 +15,13 @@ import logging
 import os
 import platform
 import subprocess
+from collections.abc import Mapping
 from importlib import metadata
 from pathlib import Path
 from typing import Any
+
+from deepfake_detect.config import Config
+from deepfake_detect.data.store import ClipStore
 
 logger = logging.getLogger(__name__)
 
@@ -104,3 +108,22 @@ def environment(precision: dict[str, str], digests: dict[str, str] | None = None
         "precision": dict(precision),
         "digests": dict(digests or {}),
     }
+
+
+def experiment_environment(
+    config: Config, store: ClipStore, data_digests: Mapping[str, str] | None = None
+) -> dict[str, Any]:
+    """An experiment's environment, with the precision each stage of experiment.runner really uses."""
+    from deepfake_detect.training.common import resolve_precision
+
+    precision = {
+        "extractor training": resolve_precision(config.extractor.precision, "auto"),
+        "embedding": "32",  # the runner embeds with embed_clips' default
+        "heads": "32",
+    }
+    digests = {
+        **(data_digests or {}),
+        "clip manifest": tree_digest(store.root, ("manifest.*",)),
+        "clip crops": tree_digest(store.crops_root),
+    }
+    return environment(precision, digests)

@@ -14,6 +14,8 @@ STRONG_DISPERSION = 0.75  # a no-head dispersion AUC at least this large counts 
 _METRICS = [
     ("accuracy", "Accuracy"),
     ("log_loss", "Log loss"),
+    ("log_loss_calibrated", "Log loss, calibrated"),
+    ("temperature", "Temperature"),
     ("roc_auc", "ROC AUC"),
     ("average_precision", "AP"),
     ("eer", "EER"),
@@ -46,7 +48,14 @@ def _table1(t1: dict[str, Any]) -> list[str]:
             values = " | ".join(fmt(v) for v in s["values"])
             lines.append(f"| {name} | {fmt(s['mean'])} | {fmt(s['std'])} | {values} |")
         lines.append("")
-    return lines
+    return [*lines, _CALIBRATION_NOTE, ""]
+
+
+_CALIBRATION_NOTE = (
+    "Log loss, calibrated: the same test clips after temperature scaling, p = sigmoid(logit / T), with T "
+    "fitted on each repetition's validation clips (never on test clips). Scaling keeps the ranking, so ROC "
+    "AUC, AP and EER do not change, and keeps 0.5 where it was, so accuracy at 0.5 does not change either."
+)
 
 
 def _metric_header(first: list[str], last: list[str] | None = None) -> list[str]:
@@ -87,7 +96,8 @@ def _table3(t3: dict[str, Any], dispersion: dict[str, Any]) -> list[str]:
             cells = [pm(row[level][key]) for key, _ in _METRICS]
             frame = pm(row["single_frame"]["frame_auc"]) if level == "clip" else ""
             lines.append(f"| {row['head']} | {level} | " + " | ".join(cells) + f" | {frame} |")
-    lines.append(f"| no head: dispersion | clip | n/a | n/a | {pm(dispersion)} | n/a | n/a | n/a |")
+    cells = [pm(dispersion) if key == "roc_auc" else "n/a" for key, _ in _METRICS]
+    lines.append("| no head: dispersion | clip | " + " | ".join(cells) + " | n/a |")
     return [*lines, "", _DISPERSION_NOTE, _SINGLE_FRAME_NOTE, ""]
 
 
@@ -313,6 +323,18 @@ def _environment(env: dict[str, Any]) -> list[str]:
     return ["| | |", "|---|---|", *(f"| {k} | {v} |" for k, v in rows)]
 
 
+def _card(model: dict[str, Any]) -> list[str]:
+    expected = (model.get("card") or {}).get("expected_auc")
+    if not expected:
+        return []
+    return [
+        "",
+        f"Expected clip ROC AUC: {fmt(expected['clip_roc_auc'])}{_interval_text(expected)} (over "
+        f"{expected['repetitions']} repetitions' test clips; the final model has no test set of its own). "
+        f"Temperature {fmt(model.get('temperature'))}.",
+    ]
+
+
 def render_markdown(payload: dict[str, Any]) -> str:
     """The whole report.md."""
     lines = ["# Deepfake detection experiment", "", "## Settings", "", *_settings(payload["settings"]), ""]
@@ -330,7 +352,7 @@ def render_markdown(payload: dict[str, Any]) -> str:
     lines += ["## Figures", ""] + [f"![{k}]({v})" for k, v in payload.get("figures", {}).items()] + [""]
     model = payload["model"]
     if model.get("dir"):
-        lines += ["## Final model", "", f"`{model['dir']}`: {model['trained_on']}.", ""]
+        lines += ["## Final model", "", f"`{model['dir']}`: {model['trained_on']}.", *_card(model), ""]
     if payload.get("environment"):
         lines += ["## Environment", "", *_environment(payload["environment"]), ""]
     lines += ["## Wall time (s)", "", "| stage | seconds |", "|---|---|"]
