@@ -104,3 +104,18 @@ def test_full_demo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     conclusions = report["conclusions"]
     assert isinstance(conclusions, list) and len(conclusions) >= 3  # lstm vs mlp, vs frame-mlp, ...
     assert "`lstm`" in conclusions[0] and "`mlp`" in conclusions[0]
+
+
+def test_benchmark_config_replicates_the_demo_recipe_independently() -> None:
+    demo, bench = load_config(REPO_CONFIGS / DEMO_CONFIG), load_config(REPO_CONFIGS / "benchmark.yaml")
+    assert bench.data.synth is not None and demo.data.synth is not None
+    assert bench.experiment.replicate_by == "dataset"
+    assert bench.data.synth.replications >= bench.experiment.repeats >= 8
+    assert (bench.extractor, bench.detector, bench.faces, bench.clips) == (
+        demo.extractor,
+        demo.detector,
+        demo.faces,
+        demo.clips,
+    )
+    assert bench.data.synth.model_copy(update={"replications": 1}) == demo.data.synth
+    assert bench.experiment.table3_heads == demo.experiment.table3_heads

@@ -217,6 +217,7 @@ def make_clip_store(
     frames: int = 6,
     size: int = 32,
     seed: int = 0,
+    dataset: str = "toy",
 ) -> ClipStore:
     """A clip store of astronaut face crops: reals hold still, fakes jitter and flicker frame to frame."""
     rng = np.random.default_rng(seed)
@@ -225,8 +226,8 @@ def make_clip_store(
     for s in range(sources):
         gain = rng.uniform(0.7, 1.2, size=3)
         for label in (Label.REAL, Label.FAKE):
-            video_id = f"v{s:02d}{'f' if label else 'r'}"
-            record = VideoRecord(video_id, root / f"{video_id}.mp4", label, f"src{s:02d}", "toy")
+            video_id = f"{dataset}{s:02d}{'f' if label else 'r'}"
+            record = VideoRecord(video_id, root / f"{video_id}.mp4", label, f"{dataset}src{s:02d}", dataset)
             work = store.work_dir(video_id)
             (work / "t0").mkdir(parents=True)
             for t in range(clips * frames):
@@ -484,3 +485,40 @@ def test_final_model_is_trained_on_all_clips_and_its_card_quotes_the_repetitions
     assert training["training_clips"] + training["calibration_clips"] == n_clips  # every labelled clip
     assert training["calibration_clips"] >= 4 and training["repetitions"] == 2 and training["seed"] == 0
     assert "all 24 labelled clips" in report["model"]["trained_on"]
+
+
+def test_replications_by_dataset_share_no_clip(tmp_path: Path, astronaut_rgb: np.ndarray) -> None:
+    """replicate_by dataset: repetition r splits only the r-th dataset, and the report says so."""
+    from deepfake_detect.experiment.report import build_report
+    from deepfake_detect.experiment.runner import ExperimentError, run_experiment
+
+    make_clip_store(tmp_path / "clips", astronaut_rgb, sources=4, seed=1, dataset="a")
+    store = make_clip_store(tmp_path / "clips", astronaut_rgb, sources=4, seed=2, dataset="b")
+    settings = {**TINY, "experiment": {**TINY["experiment"], "table2_backbones": ["cnn4"]}}
+    settings["experiment"]["replicate_by"] = "dataset"
+    result = run_experiment(config_from_dict(settings), store, tmp_path / "report")
+    seen = []
+    for r in range(2):
+        split = pd.read_csv(tmp_path / "report" / f"rep{r}" / "split.csv")
+        assert split["video_id"].str[0].nunique() == 1 and len(split) == 16  # one dataset, all its clips
+        seen.append(split["video_id"].str[0].iloc[0])
+    assert seen == ["a", "b"]
+    report = build_report(result)
+    assert report["settings"]["independent_data"] is True
+    from deepfake_detect.experiment.report_text import conclusions
+
+    assert all("not independent" not in c for c in conclusions(report))
+    settings["experiment"]["repeats"] = 3
+    with pytest.raises(ExperimentError, match="needs 3 datasets"):
+        run_experiment(config_from_dict(settings), store, tmp_path / "again")
+
+
+def test_synthetic_replications_get_their_own_folders_and_seeds(tmp_path: Path) -> None:
+    from deepfake_detect.experiment.prepare import synth_folders
+
+    one = synth_folders(config_from_dict({"seed": 3, "data": {"synth": {"videos": 4}}}), tmp_path)
+    assert one == [(tmp_path / "synth", "synth", 3)]
+    three = synth_folders(
+        config_from_dict({"seed": 3, "data": {"synth": {"videos": 4, "replications": 3}}}), tmp_path
+    )
+    assert three == [(tmp_path / "synth" / f"rep{k}", f"synth-{k}", 3 + k) for k in range(3)]

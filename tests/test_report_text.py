@@ -216,3 +216,13 @@ def _minimal_report(payload: dict[str, Any]) -> dict[str, Any]:
         "model": {},
         "timings_s": {},
     }
+
+
+def test_decided_sentences_say_whether_repetitions_are_independent() -> None:
+    payload = _payload([0.9, 0.85, 0.95], [0.6, 0.55, 0.6], [0.5] * 3, [0.5] * 3)
+    assert "not independent replications" in conclusions(payload)[0]
+    payload["settings"] = {"independent_data": True}
+    first = conclusions(payload)[0]
+    assert (
+        "generated its own videos, so the repetitions are independent" in first and "not indep" not in first
+    )

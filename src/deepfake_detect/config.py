@@ -154,6 +154,11 @@ class ExperimentConfig(_Section):
     table2_repeats: int | None = Field(
         None, ge=0, description="compute Table 2 on the first N repetitions only (None: on every repetition)"
     )
+    replicate_by: Literal["split", "dataset"] = Field(
+        "split",
+        description="split: every repetition re-splits all clips (the paper); dataset: repetition r splits "
+        "only the r-th dataset (e.g. data.synth.replications), so repetitions are independent",
+    )
     final_model: Literal["all", "rep0"] = Field(
         "all",
         description="the model written to OUT/model: trained on all labelled clips after the repetitions "
@@ -177,6 +182,12 @@ class SynthConfig(_Section):
     track: Literal["temporal", "spatial", "both"] = "temporal"
     jitter: float = Field(1.0, ge=0.0, description="scales the fakes' per-frame jitter (smaller is harder)")
     seed: int | None = Field(None, description="None: the top-level seed")
+    replications: int = Field(
+        1,
+        ge=1,
+        description="independent datasets, generator seeds seed, seed + 1, ...: with experiment.replicate_by "
+        "dataset, repetition r splits only dataset r, so repetitions share no video",
+    )
 
 
 class DataConfig(_Section):

@@ -71,12 +71,21 @@ def _check_existing_synth(folder: Path, wanted: dict[str, object]) -> None:
         )
 
 
-def make_synth(config: Config, folder: Path, progress: StageCallback | None = None) -> list[VideoRecord]:
-    """Generate (or reuse) the synthetic dataset of ``config.data.synth`` in ``folder``; its records."""
+def make_synth(
+    config: Config,
+    folder: Path,
+    progress: StageCallback | None = None,
+    *,
+    name: str = "synth",
+    seed: int | None = None,
+) -> list[VideoRecord]:
+    """Generate (or reuse) the synthetic dataset of ``config.data.synth`` in ``folder``; its records
+    (``seed``: the generator's seed, default data.synth.seed or the top-level seed)."""
     synth = config.data.synth
     if synth is None:
         raise DataPreparationError("config.data.synth is not set")
-    seed = config.seed if synth.seed is None else synth.seed
+    if seed is None:
+        seed = config.seed if synth.seed is None else synth.seed
     if (folder / "metadata.json").is_file():
         _check_existing_synth(folder, _synth_settings(synth, seed))
         logger.info("reusing the synthetic dataset in %s", folder)
@@ -97,12 +106,27 @@ def make_synth(config: Config, folder: Path, progress: StageCallback | None = No
             progress=tick,
             jitter=synth.jitter,
         )
-    return load_dataset("dfdc", folder, name="synth").records
+    return load_dataset("dfdc", folder, name=name).records
+
+
+def synth_folders(config: Config, out_dir: Path) -> list[tuple[Path, str, int]]:
+    """(folder, dataset name, generator seed) of each synthetic replication: ``OUT/synth`` for one,
+    ``OUT/synth/rep<k>`` (dataset ``synth-<k>``, seed + k) for several."""
+    synth = config.data.synth
+    if synth is None:
+        return []
+    seed = config.seed if synth.seed is None else synth.seed
+    if synth.replications == 1:
+        return [(out_dir / "synth", "synth", seed)]
+    return [(out_dir / "synth" / f"rep{k}", f"synth-{k}", seed + k) for k in range(synth.replications)]
 
 
 def _records(config: Config, out_dir: Path, progress: StageCallback | None) -> list[VideoRecord] | None:
     if config.data.synth is not None:
-        return make_synth(config, out_dir / "synth", progress)
+        records: list[VideoRecord] = []
+        for folder, name, seed in synth_folders(config, out_dir):
+            records += make_synth(config, folder, progress, name=name, seed=seed)
+        return records
     if config.data.root is not None:
         return load_dataset(config.data.layout, config.data.root).records
     return None

@@ -72,7 +72,8 @@ def _data_description(result: ExperimentResult) -> str:
         synth = data.synth
         return (
             f"the built-in synthetic benchmark, {synth.track} track ({synth.videos} videos of {synth.frames} "
-            f"frames, {synth.width}x{synth.height}, fake jitter x{synth.jitter:g})"
+            f"frames, {synth.width}x{synth.height}, fake jitter x{synth.jitter:g}"
+            + (f"; {synth.replications} datasets, a seed each)" if synth.replications > 1 else ")")
         )
     where = f" from {data.root.name}" if data.root is not None else ""
     return f"dataset(s) {', '.join(result.datasets)}{where} ({data.layout} layout)"
@@ -173,6 +174,8 @@ def _settings(result: ExperimentResult) -> dict[str, Any]:
         "threshold": cfg.evaluation.threshold,
         "aggregation": cfg.evaluation.aggregation,
         "std": "sample standard deviation (ddof=1)",
+        "replicate_by": exp.replicate_by,
+        "independent_data": exp.replicate_by == "dataset",
     }
 
 

@@ -283,7 +283,12 @@ def _settings(s: dict[str, Any]) -> list[str]:
         f"- Data: {s['data']}; {s['clips']} labelled clips of {s['videos']} videos, "
         f"{_frames(s['frames_per_clip'])} frames per clip.",
         f"- Protocol: {s['repeats']} repetition(s), test {s['test_clips']} clips, validation "
-        f"{s['val_clips']} clips, **split by {s['split_by']}**, seed {s['seed']}.",
+        f"{s['val_clips']} clips, **split by {s['split_by']}**, seed {s['seed']}; "
+        + (
+            "each repetition splits its own generated dataset (independent replications)."
+            if s.get("independent_data")
+            else "each repetition re-splits the same clips (not independent replications)."
+        ),
         f"- Main model: extractor `{s['main_extractor']}` + head `{s['main_head']}`; threshold "
         f"{s['threshold']}, log loss eps {s['eps']:g}, video level = `{s['aggregation']}` of clip "
         "probabilities.",

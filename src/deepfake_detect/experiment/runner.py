@@ -47,7 +47,7 @@ from deepfake_detect.evaluation.evaluate import (
 from deepfake_detect.experiment.diagnostics import dispersion_auc, single_frame_summary
 from deepfake_detect.experiment.environment import experiment_environment
 from deepfake_detect.experiment.final import write_final_model
-from deepfake_detect.experiment.splits import KEY_COLUMN, Split, make_splits
+from deepfake_detect.experiment.splits import KEY_COLUMN, Split, make_splits, split_once
 from deepfake_detect.models import FeatureExtractor
 from deepfake_detect.models.calibration import apply_temperature, fit_temperature
 from deepfake_detect.training import (
@@ -183,6 +183,24 @@ class _Clock:
             self.callback(label, self.total, self.total)
 
 
+def replicate(config: Config, rows: pd.DataFrame) -> list[Split]:
+    """The repetitions' splits: re-splits of all clips, or one split per dataset (``replicate_by``)."""
+    exp = config.experiment
+    kwargs = {"test_clips": exp.test_clips, "val_clips": exp.val_clips, "split_by": exp.split_by}
+    if exp.replicate_by == "split":
+        return make_splits(rows, repeats=exp.repeats, seed=config.seed, **kwargs)  # type: ignore[arg-type]
+    datasets = sorted(rows["dataset"].unique(), key=lambda d: (len(str(d)), str(d)))
+    if len(datasets) < exp.repeats:
+        raise ExperimentError(
+            f"experiment.replicate_by dataset needs {exp.repeats} datasets (one per repetition), but the "
+            f"clips come from {len(datasets)}: set data.synth.replications or lower experiment.repeats"
+        )
+    return [
+        split_once(rows[rows["dataset"] == d], seed=config.seed, repeat=r, **kwargs)  # type: ignore[arg-type]
+        for r, d in enumerate(datasets[: exp.repeats])
+    ]
+
+
 def _heads_for(variant: Variant, config: Config) -> list[str]:
     if not variant.main:
         return [config.detector.head]
@@ -222,11 +240,11 @@ def _run_variant(ctx: _Context, variant: Variant, split: Split, rep: RepetitionR
     rep.extractor_histories[variant.name] = run.history
     embeddings = ctx.clock.run(
         f"embed:{variant.name}",
-        f"{tag}: embed {len(ctx.rows)} clips with {variant.name}",
+        f"{tag}: embed the split's clips with {variant.name}",
         lambda: embed_clips(
             run.extractor,
             ctx.store,
-            ctx.rows,
+            pd.concat(list(split.sides().values())),  # this repetition's clips (all, unless per dataset)
             ctx.out_dir / "cache" / "embeddings",
             digest=run.digest,
             progress=False,
@@ -347,14 +365,7 @@ def run_experiment(
     splits: list[Split] = clock.run(
         "split",
         f"split {len(rows)} clips by {exp.split_by} into {exp.repeats} repetitions",
-        lambda: make_splits(
-            rows,
-            repeats=exp.repeats,
-            test_clips=exp.test_clips,
-            val_clips=exp.val_clips,
-            split_by=exp.split_by,
-            seed=config.seed,
-        ),
+        lambda: replicate(config, rows),
     )
     repetitions = []
     for split, planned in zip(splits, plan, strict=True):
