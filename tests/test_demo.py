@@ -91,6 +91,8 @@ def test_tiny_demo_end_to_end(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
     assert load_model_dir(tmp_path / "demo" / "model").config.head == "lstm"
     timings = report["demo_timings_s"]
     assert isinstance(timings, dict) and {"synthesise videos", "preprocess videos"} <= set(timings)
+    cpu = report["demo_cpu_s"]
+    assert isinstance(cpu, dict) and set(cpu) <= set(timings) and cpu["train extractors"] > 0
 
 
 @pytest.mark.slow

@@ -116,9 +116,13 @@ def run_demo(
     timings.update(_group_timings(result.timings))
     timings["experiment (other)"] = max(0.0, time.perf_counter() - start - sum(result.timings.values()))
     start = time.perf_counter()
-    payload = write_report(
-        result, report_dir, extra={"demo_timings_s": {k: round(v, 2) for k, v in timings.items()}}
-    )
+    cpu = dict(prepared.cpu_timings)
+    cpu.update(_group_timings(result.cpu_timings))
+    extra = {
+        "demo_timings_s": {k: round(v, 2) for k, v in timings.items()},
+        "demo_cpu_s": {k: round(v, 2) for k, v in cpu.items()},
+    }
+    payload = write_report(result, report_dir, extra=extra)
     timings["report"] = time.perf_counter() - start
     pointer = record_last_model(model_dir)
     logger.info("demo finished in %.0f s; report %s, model %s", sum(timings.values()), report_dir, model_dir)

@@ -208,7 +208,8 @@ def experiment_command(
             progress=progress,
             data_digests=prepared.digests,
         )
-        report = write_report(result, out / "report", extra={"data_timings_s": prepared.timings})
+        extra = {"data_timings_s": prepared.timings, "data_cpu_s": prepared.cpu_timings}
+        report = write_report(result, out / "report", extra=extra)
     _print_report(report, out / "report", out / "model")
     console.print(f"total time: {format_seconds(time.perf_counter() - start)}", highlight=False)
 

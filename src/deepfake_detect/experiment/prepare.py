@@ -26,6 +26,7 @@ from deepfake_detect.data.store import ClipStore
 from deepfake_detect.data.synth import generate_dataset
 from deepfake_detect.experiment.environment import tree_digest
 from deepfake_detect.preprocess import PreprocessProgress, PreprocessSummary, preprocess_dataset
+from deepfake_detect.runtime import cpu_seconds
 from deepfake_detect.types import VideoRecord
 
 logger = logging.getLogger(__name__)
@@ -46,6 +47,7 @@ class PreparedData:
     summary: PreprocessSummary | None
     timings: dict[str, float] = field(default_factory=dict)
     digests: dict[str, str] = field(default_factory=dict)  # what -> experiment.environment.tree_digest
+    cpu_timings: dict[str, float] = field(default_factory=dict)  # stage -> CPU seconds
 
 
 def _synth_settings(synth: SynthConfig, seed: int) -> dict[str, object]:
@@ -137,11 +139,13 @@ def prepare_clips(config: Config, out_dir: Path, *, progress: StageCallback | No
     out_dir = Path(out_dir)
     clips_dir = config.data.clips_dir or out_dir / "clips"
     timings: dict[str, float] = {}
-    start = time.perf_counter()
+    cpu_timings: dict[str, float] = {}
+    start, cpu = time.perf_counter(), cpu_seconds()
     records = _records(config, out_dir, progress)
     digests: dict[str, str] = {}
     if config.data.synth is not None:
         timings["synthesise videos"] = time.perf_counter() - start
+        cpu_timings["synthesise videos"] = cpu_seconds() - cpu
         digests["synthetic videos"] = tree_digest(out_dir / "synth")
     store = ClipStore(clips_dir)
     if records is None:
@@ -150,21 +154,22 @@ def prepare_clips(config: Config, out_dir: Path, *, progress: StageCallback | No
                 f"no data: set data.root (videos), data.synth (the built-in synthetic set) or data.clips_dir "
                 f"(a clip store; {clips_dir} holds none)"
             )
-        return PreparedData(store, None, None, timings, digests)
+        return PreparedData(store, None, None, timings, digests, cpu_timings)
 
     def on_video(state: PreprocessProgress) -> None:
         if progress is not None:
             progress("preprocess videos (faces -> clips)", state.done, state.total)
 
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), cpu_seconds()
     summary = preprocess_dataset(
         records, clips_dir, config, workers=config.preprocess.workers, progress=on_video
     )
     timings["preprocess videos"] = time.perf_counter() - start
+    cpu_timings["preprocess videos"] = cpu_seconds() - cpu
     logger.info(
         "preprocessed %d videos into %d clips (%s)",
         summary.selected,
         summary.clips,
         ", ".join(f"{k}: {v}" for k, v in summary.status_counts.items()),
     )
-    return PreparedData(store, len(records), summary, timings, digests)
+    return PreparedData(store, len(records), summary, timings, digests, cpu_timings)

@@ -206,6 +206,7 @@ def build_report(result: ExperimentResult, extra: dict[str, Any] | None = None) 
             "card": result.final_model.get("card"),
         },
         "timings_s": {k: round(v, 2) for k, v in result.timings.items()},
+        "cpu_s": {k: round(v, 2) for k, v in result.cpu_timings.items()},
         "environment": result.environment,
         **(extra or {}),
     }

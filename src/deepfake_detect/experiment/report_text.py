@@ -361,5 +361,7 @@ def render_markdown(payload: dict[str, Any]) -> str:
     if payload.get("environment"):
         lines += ["## Environment", "", *_environment(payload["environment"]), ""]
     lines += ["## Wall time (s)", "", "| stage | seconds |", "|---|---|"]
-    lines += [f"| {k} | {v:.1f} |" for k, v in payload["timings_s"].items()] + [""]
+    cpu = payload.get("cpu_s", {})
+    lines[-2:] = ["| stage | seconds | CPU seconds |", "|---|---|---|"]
+    lines += [f"| {k} | {v:.1f} | {fmt(cpu.get(k), 1)} |" for k, v in payload["timings_s"].items()] + [""]
     return "\n".join(lines)

@@ -50,6 +50,7 @@ from deepfake_detect.experiment.final import write_final_model
 from deepfake_detect.experiment.splits import KEY_COLUMN, Split, make_splits, split_once
 from deepfake_detect.models import FeatureExtractor
 from deepfake_detect.models.calibration import apply_temperature, fit_temperature
+from deepfake_detect.runtime import cpu_seconds
 from deepfake_detect.training import (
     DetectorRun,
     embed_clips,
@@ -123,6 +124,7 @@ class ExperimentResult:
     table2_repeats: int
     environment: dict[str, Any] = field(default_factory=dict)  # see experiment.environment
     final_model: dict[str, Any] = field(default_factory=dict)  # trained_on, temperature, card
+    cpu_timings: dict[str, float] = field(default_factory=dict)  # stage kind -> CPU seconds
 
 
 def write_split(split: Split, path: Path) -> Path:
@@ -167,14 +169,16 @@ class _Clock:
     def __init__(self, total: int, callback: StageCallback | None) -> None:
         self.total, self.done, self.callback = total, 0, callback
         self.timings: dict[str, float] = defaultdict(float)
+        self.cpu: dict[str, float] = defaultdict(float)  # CPU seconds (runtime.cpu_seconds)
 
     def run(self, kind: str, label: str, fn: Callable[[], T]) -> T:
         if self.callback is not None:
             self.callback(label, self.done, self.total)
         logger.info("%s", label)
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), cpu_seconds()
         value = fn()
         self.timings[kind] += time.perf_counter() - start
+        self.cpu[kind] += cpu_seconds() - cpu
         self.done += 1
         return value
 
@@ -389,6 +393,7 @@ def run_experiment(
         table2_repeats=table2_repeats,
         environment=experiment_environment(config, store, data_digests),
         final_model=final_model,
+        cpu_timings=dict(clock.cpu),
     )
 
 
