@@ -159,6 +159,11 @@ class ExperimentConfig(_Section):
         description="split: every repetition re-splits all clips (the paper); dataset: repetition r splits "
         "only the r-th dataset (e.g. data.synth.replications), so repetitions are independent",
     )
+    robustness: bool = Field(
+        False,
+        description="re-encode repetition 0's test videos (H.264 CRF 23/32/40, half resolution) and score "
+        "them again with that repetition's model (needs videos: data.synth or data.root)",
+    )
     final_model: Literal["all", "rep0"] = Field(
         "all",
         description="the model written to OUT/model: trained on all labelled clips after the repetitions "

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from deepfake_detect.config import Config, ConfigError, load_config
-from deepfake_detect.experiment.prepare import StageCallback, prepare_clips
+from deepfake_detect.experiment.prepare import StageCallback, prepare_clips, robustness_rows
 from deepfake_detect.experiment.report import write_report
 from deepfake_detect.experiment.runner import run_experiment
 from deepfake_detect.inference.last_model import last_model_path, last_model_pointer, record_last_model
@@ -118,10 +118,13 @@ def run_demo(
     start = time.perf_counter()
     cpu = dict(prepared.cpu_timings)
     cpu.update(_group_timings(result.cpu_timings))
-    extra = {
+    extra: dict[str, Any] = {
         "demo_timings_s": {k: round(v, 2) for k, v in timings.items()},
         "demo_cpu_s": {k: round(v, 2) for k, v in cpu.items()},
     }
+    robustness = robustness_rows(config, prepared, result, out)
+    if robustness:
+        extra["robustness"] = robustness
     payload = write_report(result, report_dir, extra=extra)
     timings["report"] = time.perf_counter() - start
     pointer = record_last_model(model_dir)

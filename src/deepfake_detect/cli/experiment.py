@@ -193,7 +193,7 @@ def experiment_command(
     setup_logging(verbose, quiet)
     cfg = load_cli_config(config_path, overrides)
     pin_cpu_kernels(cfg.experiment.cpu_kernels)  # before torch is imported
-    from deepfake_detect.experiment.prepare import prepare_clips
+    from deepfake_detect.experiment.prepare import prepare_clips, robustness_rows
     from deepfake_detect.experiment.report import write_report
     from deepfake_detect.experiment.runner import run_experiment
 
@@ -208,7 +208,8 @@ def experiment_command(
             progress=progress,
             data_digests=prepared.digests,
         )
-        extra = {"data_timings_s": prepared.timings, "data_cpu_s": prepared.cpu_timings}
+        extra: dict[str, Any] = {"data_timings_s": prepared.timings, "data_cpu_s": prepared.cpu_timings}
+        extra["robustness"] = robustness_rows(cfg, prepared, result, out)
         report = write_report(result, out / "report", extra=extra)
     _print_report(report, out / "report", out / "model")
     console.print(f"total time: {format_seconds(time.perf_counter() - start)}", highlight=False)

@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from deepfake_detect.config import Config, SynthConfig
 from deepfake_detect.data.layouts import load_dataset
@@ -48,6 +49,7 @@ class PreparedData:
     timings: dict[str, float] = field(default_factory=dict)
     digests: dict[str, str] = field(default_factory=dict)  # what -> experiment.environment.tree_digest
     cpu_timings: dict[str, float] = field(default_factory=dict)  # stage -> CPU seconds
+    records: list[VideoRecord] = field(default_factory=list)  # the videos the clips were cut from
 
 
 def _synth_settings(synth: SynthConfig, seed: int) -> dict[str, object]:
@@ -172,4 +174,18 @@ def prepare_clips(config: Config, out_dir: Path, *, progress: StageCallback | No
         summary.clips,
         ", ".join(f"{k}: {v}" for k, v in summary.status_counts.items()),
     )
-    return PreparedData(store, len(records), summary, timings, digests, cpu_timings)
+    return PreparedData(store, len(records), summary, timings, digests, cpu_timings, list(records))
+
+
+def robustness_rows(
+    config: Config, prepared: PreparedData, result: Any, out_dir: Path
+) -> list[dict[str, Any]]:
+    """experiment.robustness: repetition 0's test videos re-encoded and scored again (else [])."""
+    if not config.experiment.robustness or result.rep0_model is None or not prepared.records:
+        return []
+    from deepfake_detect.experiment.robustness import robustness_table
+
+    extractor, head, _, split = result.rep0_model
+    return robustness_table(
+        config, prepared.records, sorted(set(split.test["video_id"])), extractor, head, out_dir / "robustness"
+    )

@@ -328,6 +328,18 @@ def _environment(env: dict[str, Any]) -> list[str]:
     return ["| | |", "|---|---|", *(f"| {k} | {v} |" for k, v in rows)]
 
 
+def _robustness(rows: list[dict[str, Any]]) -> list[str]:
+    lines = [
+        "Repetition 0's test videos, re-encoded and scored again by that repetition's extractor and head.",
+        "",
+        "| condition | videos | clips | clip ROC AUC |",
+        "|---|---|---|---|",
+    ]
+    return lines + [
+        f"| {r['condition']} | {r['videos']} | {r['clips']} | {fmt(r['roc_auc'])} |" for r in rows
+    ]
+
+
 def _card(model: dict[str, Any]) -> list[str]:
     expected = (model.get("card") or {}).get("expected_auc")
     if not expected:
@@ -358,6 +370,8 @@ def render_markdown(payload: dict[str, Any]) -> str:
     model = payload["model"]
     if model.get("dir"):
         lines += ["## Final model", "", f"`{model['dir']}`: {model['trained_on']}.", *_card(model), ""]
+    if payload.get("robustness"):
+        lines += ["## Robustness: re-encoded test videos", "", *_robustness(payload["robustness"]), ""]
     if payload.get("environment"):
         lines += ["## Environment", "", *_environment(payload["environment"]), ""]
     lines += ["## Wall time (s)", "", "| stage | seconds |", "|---|---|"]

@@ -125,6 +125,7 @@ class ExperimentResult:
     environment: dict[str, Any] = field(default_factory=dict)  # see experiment.environment
     final_model: dict[str, Any] = field(default_factory=dict)  # trained_on, temperature, card
     cpu_timings: dict[str, float] = field(default_factory=dict)  # stage kind -> CPU seconds
+    rep0_model: tuple[FeatureExtractor, DetectorRun, float, Split] | None = None  # for robustness tables
 
 
 def write_split(split: Split, path: Path) -> Path:
@@ -394,6 +395,7 @@ def run_experiment(
         environment=experiment_environment(config, store, data_digests),
         final_model=final_model,
         cpu_timings=dict(clock.cpu),
+        rep0_model=ctx.rep0,
     )
 
 
