@@ -27,7 +27,13 @@ logger = logging.getLogger(__name__)
 
 PACKAGES = ("torch", "torchvision", "numpy", "av", "facenet-pytorch", "lightning", "timm", "scikit-learn")
 CPU_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16")
-_THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA")
+_THREAD_VARIABLES = (
+    "OMP_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "ATEN_CPU_CAPABILITY",
+    "ONEDNN_MAX_CPU_ISA",
+    "MKL_CBWR",
+)
 
 
 def code_revision() -> str:
