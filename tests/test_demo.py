@@ -91,16 +91,57 @@ def test_tiny_demo_end_to_end(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
     assert load_model_dir(tmp_path / "demo" / "model").config.head == "lstm"
     timings = report["demo_timings_s"]
     assert isinstance(timings, dict) and {"synthesise videos", "preprocess videos"} <= set(timings)
+    cpu = report["demo_cpu_s"]
+    assert isinstance(cpu, dict) and set(cpu) <= set(timings) and cpu["train extractors"] > 0
 
 
 @pytest.mark.slow
 def test_full_demo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The demo as a user runs it (minutes on two cores)."""
+    """The demo as a user runs it (minutes on two cores): what its report claims must hold."""
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    report = _run_demo_cli(tmp_path / "demo", [])
-    table3 = {row["head"]: row for row in report["table3"]["rows"]}  # type: ignore[index]
+    report: dict = _run_demo_cli(tmp_path / "demo", [])
+    table3 = {row["head"]: row for row in report["table3"]["rows"]}
     assert set(table3) == {"lstm", "mlp", "frame-mlp"}
-    conclusions = report["conclusions"]
-    assert isinstance(conclusions, list) and len(conclusions) >= 3  # lstm vs mlp, vs frame-mlp, ...
-    assert "`lstm`" in conclusions[0] and "`mlp`" in conclusions[0]
+    env = report["environment"]
+    assert set(env["precision"].values()) == {"32"} and env["digests"]["synthetic videos"].endswith(
+        "(66 files)"
+    )
+    # The science: the temporal head separates temporal-only fakes well, and better than the frame-only head.
+    lstm = table3["lstm"]["clip"]["roc_auc"]
+    assert lstm["mean"] >= 0.75 and lstm["ci95"][0] > 0.5
+    assert report["comparison"]["against"]["frame-mlp"]["auc_difference"]["mean"] > 0
+    # Every comparison sentence is decided exactly when its 95% interval excludes 0.
+    against = report["comparison"]["against"]
+    for sentence, (other, c) in zip(report["conclusions"], against.items(), strict=False):
+        low, high = c["auc_difference"]["ci95"]
+        assert f"`{other}`" in sentence and sentence.startswith("Undecided") == (low <= 0 <= high), sentence
+    frame = next(s for s in report["conclusions"] if "no relation between frames" in s)
+    single = table3["frame-mlp"]["single_frame"]["frame_auc"]
+    if abs(single["mean"] - 0.5) > 2 * single["std"] / single["n"] ** 0.5:
+        assert "carry label information" in frame
+    # The final model: trained on all clips after the repetitions, calibrated, with the repetitions' AUC.
+    config = json.loads((tmp_path / "demo" / "model" / "config.json").read_text())
+    assert config["card"]["expected_auc"]["clip_roc_auc"] == pytest.approx(lstm["mean"])
+    assert (
+        config["card"]["training"]["training_clips"] + config["card"]["training"]["calibration_clips"]
+        == (report["settings"]["clips"])
+    )
+    assert config["temperature"] > 0 and "reliability (lstm)" in report["figures"]
+    calibrated = report["table1"]["clip"]["log_loss_calibrated"]["mean"]
+    assert calibrated <= report["table1"]["clip"]["log_loss"]["mean"] + 0.05  # T fitted on validation clips
+
+
+def test_benchmark_config_replicates_the_demo_recipe_independently() -> None:
+    demo, bench = load_config(REPO_CONFIGS / DEMO_CONFIG), load_config(REPO_CONFIGS / "benchmark.yaml")
+    assert bench.data.synth is not None and demo.data.synth is not None
+    assert bench.experiment.replicate_by == "dataset"
+    assert bench.data.synth.replications >= bench.experiment.repeats >= 8
+    assert (bench.extractor, bench.detector, bench.faces, bench.clips) == (
+        demo.extractor,
+        demo.detector,
+        demo.faces,
+        demo.clips,
+    )
+    assert bench.data.synth.model_copy(update={"replications": 1}) == demo.data.synth
+    assert bench.experiment.table3_heads == demo.experiment.table3_heads

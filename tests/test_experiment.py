@@ -217,6 +217,7 @@ def make_clip_store(
     frames: int = 6,
     size: int = 32,
     seed: int = 0,
+    dataset: str = "toy",
 ) -> ClipStore:
     """A clip store of astronaut face crops: reals hold still, fakes jitter and flicker frame to frame."""
     rng = np.random.default_rng(seed)
@@ -225,8 +226,8 @@ def make_clip_store(
     for s in range(sources):
         gain = rng.uniform(0.7, 1.2, size=3)
         for label in (Label.REAL, Label.FAKE):
-            video_id = f"v{s:02d}{'f' if label else 'r'}"
-            record = VideoRecord(video_id, root / f"{video_id}.mp4", label, f"src{s:02d}", "toy")
+            video_id = f"{dataset}{s:02d}{'f' if label else 'r'}"
+            record = VideoRecord(video_id, root / f"{video_id}.mp4", label, f"{dataset}src{s:02d}", dataset)
             work = store.work_dir(video_id)
             (work / "t0").mkdir(parents=True)
             for t in range(clips * frames):
@@ -350,7 +351,7 @@ def test_experiment_writes_a_loadable_final_model(tiny_experiment: Path) -> None
 
     loaded = load_model_dir(tiny_experiment / "model")
     assert loaded.config.backbone == "cnn4" and loaded.config.head == "lstm"
-    assert "repetition 0" in loaded.config.extra["trained_on"]
+    assert "all 24 labelled clips" in loaded.config.extra["trained_on"]
 
 
 # --- command line ----------------------------------------------------------------------------
@@ -427,55 +428,97 @@ def test_evaluate_command_scores_a_clip_store_with_a_model(tiny_experiment: Path
     assert saved["clip"]["n"] == 24 and saved["video"]["n"] == 12
 
 
-def _stat(values: list[float]) -> dict[str, object]:
-    from deepfake_detect.experiment.report import stats
+def _numbers(report: dict) -> dict:
+    """The report without what may differ between two identical runs (wall and CPU times, paths)."""
+    return {k: v for k, v in report.items() if k not in ("timings_s", "cpu_s", "model", "figures")}
 
-    return stats(np.asarray(values, dtype=float))
+
+def test_same_seed_twice_gives_identical_numbers(tiny_experiment: Path) -> None:
+    """Reproducible: the tiny experiment rerun on the same store gives the same report, number for number."""
+    from deepfake_detect.experiment.report import build_report
+    from deepfake_detect.experiment.runner import run_experiment
+
+    first = json.loads((tiny_experiment / "report" / "report.json").read_text())
+    again = run_experiment(
+        config_from_dict(TINY), ClipStore(tiny_experiment / "clips"), tiny_experiment / "again"
+    )
+    second = json.loads(json.dumps(build_report(again), allow_nan=True))
+    first.pop("conclusions")
+    assert _numbers(second) == _numbers(first)
+    env = first["environment"]
+    assert env["precision"]["extractor training"] == "32" and env["torch"]["threads"] >= 1
+    assert env["digests"]["clip crops"].endswith("(144 files)") and env["code_revision"]
 
 
-def _payload(lstm: list[float], mlp: list[float], frame: list[float], frame_single: list[float]) -> dict:
-    rows = []
-    for head, aucs, single in (
-        ("lstm", lstm, [0.5] * len(lstm)),
-        ("mlp", mlp, [0.5] * len(mlp)),
-        ("frame-mlp", frame, frame_single),
-    ):
-        rows.append(
-            {
-                "head": head,
-                "clip": {"roc_auc": _stat(aucs)},
-                "single_frame": {
-                    "frame_auc": _stat(single),
-                    "spread_real": _stat([0.2] * len(aucs)),
-                    "spread_fake": _stat([0.1] * len(aucs)),
-                },
-            }
+def test_calibrated_log_loss_follows_from_the_predictions_and_temperature(tiny_experiment: Path) -> None:
+    from deepfake_detect.models.calibration import apply_temperature
+
+    report = json.loads((tiny_experiment / "report" / "report.json").read_text())
+    t1 = report["table1"]["clip"]
+    for r in range(2):
+        preds = pd.read_csv(
+            tiny_experiment / "report" / f"rep{r}" / "cnn4" / "lstm" / "evaluation" / "predictions.csv"
         )
-    against = {}
-    for name, aucs in (("mlp", mlp), ("frame-mlp", frame)):
-        diff = np.asarray(lstm) - np.asarray(aucs)
-        against[name] = {
-            "auc_difference": _stat(list(diff)),
-            "higher_in": int((diff > 0).sum()),
-            "repetitions": len(diff),
-        }
-    return {
-        "comparison": {"head": "lstm", "against": against, "dispersion_auc": _stat([0.6] * len(lstm))},
-        "table3": {"extractor": "cnn4", "rows": rows},
-        "splits": [{"n_train": 100}],
-    }
+        temperature = t1["temperature"]["values"][r]
+        assert temperature > 0
+        calibrated = np.clip(apply_temperature(preds["fake_probability"], temperature), 1e-15, 1 - 1e-15)
+        assert t1["log_loss_calibrated"]["values"][r] == pytest.approx(
+            skm.log_loss(preds["label"], calibrated)
+        )
+    assert {"reliability (lstm)", "reliability (mlp)", "reliability (frame-mlp)"} <= set(report["figures"])
+    assert (tiny_experiment / "report" / "reliability_frame-mlp.png").stat().st_size > 1000
+    model = json.loads((tiny_experiment / "model" / "config.json").read_text())
+    assert model["temperature"] == pytest.approx(report["model"]["temperature"]) and model["temperature"] > 0
 
 
-def test_conclusions_follow_the_numbers() -> None:
+def test_final_model_is_trained_on_all_clips_and_its_card_quotes_the_repetitions(
+    tiny_experiment: Path,
+) -> None:
+    report = json.loads((tiny_experiment / "report" / "report.json").read_text())
+    card = json.loads((tiny_experiment / "model" / "config.json").read_text())["card"]
+    aucs = report["table1"]["clip"]["roc_auc"]
+    assert card["expected_auc"]["clip_roc_auc"] == pytest.approx(aucs["mean"])
+    assert card["expected_auc"]["ci95"] == pytest.approx(aucs["ci95"])
+    assert card["expected_auc"]["repetitions"] == 2
+    training = card["training"]
+    n_clips = report["settings"]["clips"]
+    assert training["training_clips"] + training["calibration_clips"] == n_clips  # every labelled clip
+    assert training["calibration_clips"] >= 4 and training["repetitions"] == 2 and training["seed"] == 0
+    assert "all 24 labelled clips" in report["model"]["trained_on"]
+
+
+def test_replications_by_dataset_share_no_clip(tmp_path: Path, astronaut_rgb: np.ndarray) -> None:
+    """replicate_by dataset: repetition r splits only the r-th dataset, and the report says so."""
+    from deepfake_detect.experiment.report import build_report
+    from deepfake_detect.experiment.runner import ExperimentError, run_experiment
+
+    make_clip_store(tmp_path / "clips", astronaut_rgb, sources=4, seed=1, dataset="a")
+    store = make_clip_store(tmp_path / "clips", astronaut_rgb, sources=4, seed=2, dataset="b")
+    settings = {**TINY, "experiment": {**TINY["experiment"], "table2_backbones": ["cnn4"]}}
+    settings["experiment"]["replicate_by"] = "dataset"
+    result = run_experiment(config_from_dict(settings), store, tmp_path / "report")
+    seen = []
+    for r in range(2):
+        split = pd.read_csv(tmp_path / "report" / f"rep{r}" / "split.csv")
+        assert split["video_id"].str[0].nunique() == 1 and len(split) == 16  # one dataset, all its clips
+        seen.append(split["video_id"].str[0].iloc[0])
+    assert seen == ["a", "b"]
+    report = build_report(result)
+    assert report["settings"]["independent_data"] is True
     from deepfake_detect.experiment.report_text import conclusions
 
-    clear = conclusions(_payload([0.9, 0.85, 0.95], [0.6, 0.55, 0.6], [0.52, 0.48, 0.5], [0.5, 0.5, 0.5]))
-    assert "clearly beats" in clear[0] and "0.317" in clear[0] and "higher in 3 of 3" in clear[0]
-    assert "near chance" in clear[2] and "not clearly separated" in clear[3]
-    mixed = conclusions(_payload([0.7, 0.6, 0.9], [0.65, 0.7, 0.6], [0.75, 0.7, 0.8], [0.52, 0.49, 0.5]))
-    assert "on average, but not clearly" in mixed[0] and "higher in 2 of 3" in mixed[0]
-    assert "mean difference is below 0.2" in mixed[0] and "higher in 1 repetition(s)" in mixed[0]
-    assert "less than two standard errors" in mixed[0]
-    assert "averaging frame scores" in mixed[2] and "0.200" in mixed[2]  # real clips spread more than fakes
-    leak = conclusions(_payload([0.7, 0.7], [0.8, 0.9], [0.8, 0.85], [0.8, 0.8]))
-    assert "does not beat" in leak[0] and "single frames carry label information" in leak[2]
+    assert all("not independent" not in c for c in conclusions(report))
+    settings["experiment"]["repeats"] = 3
+    with pytest.raises(ExperimentError, match="needs 3 datasets"):
+        run_experiment(config_from_dict(settings), store, tmp_path / "again")
+
+
+def test_synthetic_replications_get_their_own_folders_and_seeds(tmp_path: Path) -> None:
+    from deepfake_detect.experiment.prepare import synth_folders
+
+    one = synth_folders(config_from_dict({"seed": 3, "data": {"synth": {"videos": 4}}}), tmp_path)
+    assert one == [(tmp_path / "synth", "synth", 3)]
+    three = synth_folders(
+        config_from_dict({"seed": 3, "data": {"synth": {"videos": 4, "replications": 3}}}), tmp_path
+    )
+    assert three == [(tmp_path / "synth" / f"rep{k}", f"synth-{k}", 3 + k) for k in range(3)]

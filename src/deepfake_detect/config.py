@@ -192,6 +192,26 @@ class ExperimentConfig(_Section):
     table2_repeats: int | None = Field(
         None, ge=0, description="compute Table 2 on the first N repetitions only (None: on every repetition)"
     )
+    replicate_by: Literal["split", "dataset"] = Field(
+        "split",
+        description="split: every repetition re-splits all clips (the paper); dataset: repetition r splits "
+        "only the r-th dataset (e.g. data.synth.replications), so repetitions are independent",
+    )
+    robustness: bool = Field(
+        False,
+        description="re-encode repetition 0's test videos (H.264 CRF 23/32/40, half resolution) and score "
+        "them again with that repetition's model (needs videos: data.synth or data.root)",
+    )
+    final_model: Literal["all", "rep0"] = Field(
+        "all",
+        description="the model written to OUT/model: trained on all labelled clips after the repetitions "
+        "(val_clips held out to fit its temperature), or repetition 0's",
+    )
+    cpu_kernels: Literal["native", "avx2"] = Field(
+        "native",
+        description="float32 kernels of the experiment and demo commands: native (fastest for this CPU) or "
+        "avx2 (the same numbers on every x86 CPU with AVX2; see runtime.pin_cpu_kernels)",
+    )
 
 
 class SynthConfig(_Section):
@@ -205,6 +225,12 @@ class SynthConfig(_Section):
     track: Literal["temporal", "spatial", "both"] = "temporal"
     jitter: float = Field(1.0, ge=0.0, description="scales the fakes' per-frame jitter (smaller is harder)")
     seed: int | None = Field(None, description="None: the top-level seed")
+    replications: int = Field(
+        1,
+        ge=1,
+        description="independent datasets, generator seeds seed, seed + 1, ...: with experiment.replicate_by "
+        "dataset, repetition r splits only dataset r, so repetitions share no video",
+    )
 
 
 class DataConfig(_Section):

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from deepfake_detect.config import Config, ConfigError, load_config
-from deepfake_detect.experiment.prepare import StageCallback, prepare_clips
+from deepfake_detect.experiment.prepare import StageCallback, prepare_clips, robustness_rows
 from deepfake_detect.experiment.report import write_report
 from deepfake_detect.experiment.runner import run_experiment
 from deepfake_detect.inference.last_model import last_model_path, last_model_pointer, record_last_model
@@ -104,14 +104,28 @@ def run_demo(
     prepared = prepare_clips(config, out, progress=progress)
     report_dir, model_dir = out / "report", out / "model"
     start = time.perf_counter()
-    result = run_experiment(config, prepared.store, report_dir, model_dir=model_dir, progress=progress)
+    result = run_experiment(
+        config,
+        prepared.store,
+        report_dir,
+        model_dir=model_dir,
+        progress=progress,
+        data_digests=prepared.digests,
+    )
     timings = dict(prepared.timings)
     timings.update(_group_timings(result.timings))
     timings["experiment (other)"] = max(0.0, time.perf_counter() - start - sum(result.timings.values()))
     start = time.perf_counter()
-    payload = write_report(
-        result, report_dir, extra={"demo_timings_s": {k: round(v, 2) for k, v in timings.items()}}
-    )
+    cpu = dict(prepared.cpu_timings)
+    cpu.update(_group_timings(result.cpu_timings))
+    extra: dict[str, Any] = {
+        "demo_timings_s": {k: round(v, 2) for k, v in timings.items()},
+        "demo_cpu_s": {k: round(v, 2) for k, v in cpu.items()},
+    }
+    robustness = robustness_rows(config, prepared, result, out)
+    if robustness:
+        extra["robustness"] = robustness
+    payload = write_report(result, report_dir, extra=extra)
     timings["report"] = time.perf_counter() - start
     pointer = record_last_model(model_dir)
     logger.info("demo finished in %.0f s; report %s, model %s", sum(timings.values()), report_dir, model_dir)

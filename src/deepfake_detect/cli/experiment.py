@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -26,6 +27,7 @@ from deepfake_detect.cli.common import (
     user_errors,
 )
 from deepfake_detect.experiment.report_text import fmt, pm
+from deepfake_detect.runtime import pin_cpu_kernels
 
 if TYPE_CHECKING:
     from deepfake_detect.evaluation.evaluate import EvaluationResult
@@ -188,19 +190,27 @@ def experiment_command(
     Writes OUT/clips (the clip store, unless data.clips_dir is set), OUT/synth (with data.synth), OUT/report
     (report.md, report.json, PNGs, a folder per repetition) and OUT/model (the final model).
     """
-    from deepfake_detect.experiment.prepare import prepare_clips
+    setup_logging(verbose, quiet)
+    cfg = load_cli_config(config_path, overrides)
+    pin_cpu_kernels(cfg.experiment.cpu_kernels)  # before torch is imported
+    from deepfake_detect.experiment.prepare import prepare_clips, robustness_rows
     from deepfake_detect.experiment.report import write_report
     from deepfake_detect.experiment.runner import run_experiment
 
-    setup_logging(verbose, quiet)
-    cfg = load_cli_config(config_path, overrides)
     start = time.perf_counter()
     with user_errors(*_errors()), _stage_progress() as progress:
         prepared = prepare_clips(cfg, out, progress=progress)
         result = run_experiment(
-            cfg, prepared.store, out / "report", model_dir=out / "model", progress=progress
+            cfg,
+            prepared.store,
+            out / "report",
+            model_dir=out / "model",
+            progress=progress,
+            data_digests=prepared.digests,
         )
-        report = write_report(result, out / "report", extra={"data_timings_s": prepared.timings})
+        extra: dict[str, Any] = {"data_timings_s": prepared.timings, "data_cpu_s": prepared.cpu_timings}
+        extra["robustness"] = robustness_rows(cfg, prepared, result, out)
+        report = write_report(result, out / "report", extra=extra)
     _print_report(report, out / "report", out / "model")
     console.print(f"total time: {format_seconds(time.perf_counter() - start)}", highlight=False)
 
@@ -222,9 +232,11 @@ def demo_command(
     six random test splits: the report is OUT/report/report.md. The final model goes to OUT/model and
     becomes the default model of `detect`.
     """
+    setup_logging(verbose, quiet)
+    demo_yaml = Path(str(resources.files("deepfake_detect").joinpath("configs", "demo.yaml")))
+    pin_cpu_kernels(load_cli_config(demo_yaml, overrides).experiment.cpu_kernels)  # before torch is imported
     from deepfake_detect.demo import run_demo
 
-    setup_logging(verbose, quiet)
     with user_errors(*_errors()), _stage_progress() as progress:
         result = run_demo(out, videos=videos, seed=seed, overrides=overrides, progress=progress)
     _print_report(result.report, result.report_dir, result.model_dir)

@@ -1,4 +1,5 @@
-"""Figures for evaluations and reports: ROC curves, score histograms, loss curves (paper figures 4-5).
+"""Figures for evaluations and reports: ROC curves, score histograms, loss curves (paper figures 4-5),
+reliability diagrams.
 
 Matplotlib's object-oriented API on the Agg canvas only (no pyplot, no global state, no display needed).
 Every function writes one PNG atomically and returns its path.
@@ -117,5 +118,42 @@ def loss_curves(histories: Mapping[str, pd.DataFrame], path: Path, *, title: str
     _plot_histories(left, histories, "train_loss", "training loss")
     _plot_histories(right, histories, "val_loss", "validation loss")
     fig.suptitle(title)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def reliability_bins(y_true: np.ndarray, y_prob: np.ndarray, bins: int = 10) -> pd.DataFrame:
+    """Equal-width probability bins: mean predicted probability, fraction of fakes and count per bin."""
+    y_true, y_prob = np.asarray(y_true, dtype=float), np.asarray(y_prob, dtype=float)
+    index = np.minimum((y_prob * bins).astype(int), bins - 1)  # p = 1 falls in the last bin
+    frame = pd.DataFrame({"bin": index, "p": y_prob, "y": y_true})
+    grouped = frame.groupby("bin").agg(
+        mean_probability=("p", "mean"), fake_fraction=("y", "mean"), n=("y", "size")
+    )
+    return grouped.reset_index()
+
+
+def reliability_figure(
+    curves: Mapping[str, tuple[np.ndarray, np.ndarray]],
+    path: Path,
+    *,
+    title: str = "Reliability",
+    bins: int = 10,
+) -> Path:
+    """Reliability diagram: per curve ``(y_true, fake_probability)``, the fraction of fakes against the
+    mean predicted probability in each of ``bins`` equal-width bins (calibrated: on the diagonal)."""
+    fig = Figure(figsize=(5.0, 5.0))
+    ax = fig.add_subplot(1, 1, 1)
+    ax.plot([0, 1], [0, 1], linestyle=":", color="grey", label="perfectly calibrated")
+    for name, (y_true, y_prob) in curves.items():
+        table = reliability_bins(y_true, y_prob, bins)
+        label = f"{name} ({len(y_true)} clips)"
+        ax.plot(table["mean_probability"], table["fake_fraction"], marker="o", label=label)
+    ax.set_xlabel("mean predicted P(fake) in the bin")
+    ax.set_ylabel("fraction of fake clips in the bin")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_title(title)
+    ax.legend(loc="upper left", fontsize="small")
     fig.tight_layout()
     return _save(fig, path)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 from pathlib import Path
 from typing import Any
 
@@ -17,28 +18,24 @@ import pandas as pd
 
 from deepfake_detect.config import dump_config
 from deepfake_detect.evaluation.evaluate import write_json
-from deepfake_detect.evaluation.plots import loss_curves, roc_figure, score_histogram
+from deepfake_detect.evaluation.plots import loss_curves, reliability_figure, roc_figure, score_histogram
 from deepfake_detect.experiment.report_text import conclusions, render_markdown
 from deepfake_detect.experiment.runner import ExperimentResult, Variant, metric_values
+from deepfake_detect.experiment.summary import stats
+from deepfake_detect.models.heads import temporal_evidence
 
 logger = logging.getLogger(__name__)
 
 METRICS: list[tuple[str, str]] = [
     ("accuracy", "accuracy"),
     ("log_loss", "log loss"),
+    ("log_loss_calibrated", "log loss after temperature scaling"),
+    ("temperature", "temperature fitted on validation clips"),
     ("roc_auc", "ROC AUC"),
     ("average_precision", "AP"),
     ("eer", "EER"),
 ]
 SINGLE_FRAME_KEYS = ("frame_auc", "spread_real", "spread_fake")
-
-
-def stats(values: np.ndarray) -> dict[str, Any]:
-    """Mean, sample std (ddof=1) and the values (NaN values, e.g. AUC on one class, are left out)."""
-    finite = values[np.isfinite(values)]
-    mean = float(finite.mean()) if finite.size else math.nan
-    std = float(finite.std(ddof=1)) if finite.size > 1 else math.nan
-    return {"mean": mean, "std": std, "n": int(finite.size), "values": [float(v) for v in values]}
 
 
 def _block(
@@ -75,7 +72,8 @@ def _data_description(result: ExperimentResult) -> str:
         synth = data.synth
         return (
             f"the built-in synthetic benchmark, {synth.track} track ({synth.videos} videos of {synth.frames} "
-            f"frames, {synth.width}x{synth.height}, fake jitter x{synth.jitter:g})"
+            f"frames, {synth.width}x{synth.height}, fake jitter x{synth.jitter:g}"
+            + (f"; {synth.replications} datasets, a seed each)" if synth.replications > 1 else ")")
         )
     where = f" from {data.root.name}" if data.root is not None else ""
     return f"dataset(s) {', '.join(result.datasets)}{where} ({data.layout} layout)"
@@ -149,6 +147,7 @@ def _table3_rows(result: ExperimentResult) -> list[dict[str, Any]]:
     return [
         {
             "head": h,
+            "evidence": temporal_evidence(h),
             "clip": _block(result, main, h, "clip"),
             "video": _block(result, main, h, "video"),
             "single_frame": {k: stats(_single_frame(result, main, h, k)) for k in SINGLE_FRAME_KEYS},
@@ -175,6 +174,8 @@ def _settings(result: ExperimentResult) -> dict[str, Any]:
         "threshold": cfg.evaluation.threshold,
         "aggregation": cfg.evaluation.aggregation,
         "std": "sample standard deviation (ddof=1)",
+        "replicate_by": exp.replicate_by,
+        "independent_data": exp.replicate_by == "dataset",
     }
 
 
@@ -200,10 +201,13 @@ def build_report(result: ExperimentResult, extra: dict[str, Any] | None = None) 
         "leakage": _leakage(result),
         "model": {
             "dir": str(result.model_dir) if result.model_dir else None,
-            "trained_on": "repetition 0's main extractor and head, trained on that repetition's training "
-            "split (test clips never seen)",
+            "trained_on": result.final_model.get("trained_on"),
+            "temperature": result.final_model.get("temperature"),
+            "card": result.final_model.get("card"),
         },
         "timings_s": {k: round(v, 2) for k, v in result.timings.items()},
+        "cpu_s": {k: round(v, 2) for k, v in result.cpu_timings.items()},
+        "environment": result.environment,
         **(extra or {}),
     }
 
@@ -243,6 +247,25 @@ def _figures(result: ExperimentResult, out_dir: Path) -> dict[str, str]:
         title=f"{main} + {head}: test clips of all repetitions",
     )
     figures["score histogram (test clips, all repetitions)"] = "score_histogram.png"
+    return {**figures, **_reliability(result, out_dir)}
+
+
+def _reliability(result: ExperimentResult, out_dir: Path) -> dict[str, str]:
+    """One reliability diagram per Table 3 head: test clips of all repetitions, before and after scaling."""
+    main, figures = result.variants[0].name, {}
+    for head in [r["head"] for r in _table3_rows(result)]:
+        tables = [hr.predictions for r in result.repetitions if (hr := r.get(main, head)) is not None]
+        if not tables:
+            continue
+        pooled = pd.concat(tables)
+        y = pooled["label"].to_numpy(int)
+        curves = {
+            "as trained": (y, pooled["fake_probability"].to_numpy(float)),
+            "temperature-scaled": (y, pooled["calibrated_probability"].to_numpy(float)),
+        }
+        name = f"reliability_{re.sub(r'[^A-Za-z0-9._-]', '_', head)}.png"
+        reliability_figure(curves, out_dir / name, title=f"{main} + {head}: test clips, all repetitions")
+        figures[f"reliability ({head})"] = name
     return figures
 
 

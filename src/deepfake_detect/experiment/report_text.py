@@ -14,6 +14,8 @@ STRONG_DISPERSION = 0.75  # a no-head dispersion AUC at least this large counts 
 _METRICS = [
     ("accuracy", "Accuracy"),
     ("log_loss", "Log loss"),
+    ("log_loss_calibrated", "Log loss, calibrated"),
+    ("temperature", "Temperature"),
     ("roc_auc", "ROC AUC"),
     ("average_precision", "AP"),
     ("eer", "EER"),
@@ -46,7 +48,14 @@ def _table1(t1: dict[str, Any]) -> list[str]:
             values = " | ".join(fmt(v) for v in s["values"])
             lines.append(f"| {name} | {fmt(s['mean'])} | {fmt(s['std'])} | {values} |")
         lines.append("")
-    return lines
+    return [*lines, _CALIBRATION_NOTE, ""]
+
+
+_CALIBRATION_NOTE = (
+    "Log loss, calibrated: the same test clips after temperature scaling, p = sigmoid(logit / T), with T "
+    "fitted on each repetition's validation clips (never on test clips). Scaling keeps the ranking, so ROC "
+    "AUC, AP and EER do not change, and keeps 0.5 where it was, so accuracy at 0.5 does not change either."
+)
 
 
 def _metric_header(first: list[str], last: list[str] | None = None) -> list[str]:
@@ -87,7 +96,8 @@ def _table3(t3: dict[str, Any], dispersion: dict[str, Any]) -> list[str]:
             cells = [pm(row[level][key]) for key, _ in _METRICS]
             frame = pm(row["single_frame"]["frame_auc"]) if level == "clip" else ""
             lines.append(f"| {row['head']} | {level} | " + " | ".join(cells) + f" | {frame} |")
-    lines.append(f"| no head: dispersion | clip | n/a | n/a | {pm(dispersion)} | n/a | n/a | n/a |")
+    cells = [pm(dispersion) if key == "roc_auc" else "n/a" for key, _ in _METRICS]
+    lines.append("| no head: dispersion | clip | " + " | ".join(cells) + " | n/a |")
     return [*lines, "", _DISPERSION_NOTE, _SINGLE_FRAME_NOTE, ""]
 
 
@@ -99,6 +109,17 @@ def standard_error(stat: dict[str, Any]) -> float:
     return float(std) / math.sqrt(n)
 
 
+def interval(stat: dict[str, Any]) -> tuple[float, float]:
+    """The 95% interval of the mean (report.stats' ``ci95``), NaNs when it is not defined."""
+    low, high = stat.get("ci95") or (math.nan, math.nan)
+    return (math.nan if low is None else float(low), math.nan if high is None else float(high))
+
+
+def _interval_text(stat: dict[str, Any]) -> str:
+    low, high = interval(stat)
+    return "" if math.isnan(low) else f", 95% interval [{fmt(low)}, {fmt(high)}]"
+
+
 def _significance(stat: dict[str, Any], reference: float) -> str:
     """' (standard error s: more/less than two standard errors from <reference>)' or ''."""
     se = standard_error(stat)
@@ -106,6 +127,45 @@ def _significance(stat: dict[str, Any], reference: float) -> str:
         return ""
     side = "more" if abs(stat["mean"] - reference) > 2 * se else "less"
     return f" (standard error {fmt(se)}: {side} than two standard errors from {reference:g})"
+
+
+def _rows_by(payload: dict[str, Any], evidence: str) -> list[dict[str, Any]]:
+    """Table 3 rows of the heads that see ``evidence`` (models.heads.SequenceHead.temporal_evidence)."""
+    return [row for row in payload["table3"]["rows"] if row.get("evidence") == evidence]
+
+
+def _independence(payload: dict[str, Any]) -> str:
+    """How far the repetitions are independent, for the sentences about intervals."""
+    if payload.get("settings", {}).get("independent_data"):
+        return "each repetition generated its own videos, so the repetitions are independent"
+    return (
+        "the repetitions re-split one dataset, so they are not independent replications and the interval "
+        "is optimistic"
+    )
+
+
+def _comparison_sentence(
+    head: str, other: str, c: dict[str, Any], numbers: str, payload: dict[str, Any]
+) -> str:
+    """One head comparison, decided by the 95% interval of the mean AUC difference over the repetitions."""
+    d = c["auc_difference"]
+    low, high = interval(d)
+    every = c["higher_in"] == c["repetitions"]
+    if not math.isnan(low) and low > 0:
+        how = "clearly beats" if d["mean"] >= CLEAR_WIN and every else "beats"
+        return (
+            f"`{head}` {how} `{other}` on clip ROC AUC (the 95% interval of the difference excludes 0; "
+            f"{_independence(payload)}): {numbers}."
+        )
+    if not math.isnan(high) and high < 0:
+        return f"`{other}` beats `{head}` on clip ROC AUC (the 95% interval excludes 0): {numbers}."
+    why = (
+        "the 95% interval of the difference includes 0"
+        if not math.isnan(low)
+        else "with one repetition there is no interval"
+    )
+    lead = "leads on average" if d["mean"] > 0 else "does not lead on average"
+    return f"Undecided: `{head}` {lead} over `{other}` on clip ROC AUC, but {why}: {numbers}."
 
 
 def conclusions(payload: dict[str, Any]) -> list[str]:
@@ -121,55 +181,45 @@ def conclusions(payload: dict[str, Any]) -> list[str]:
             out.append(f"`{head}` vs `{other}`: ROC AUC not defined (a test set held one class).")
             continue
         numbers = (
-            f"{pm(rows[head])} vs {pm(rows[other])}, difference {pm(d)}, higher in {c['higher_in']} of "
-            f"{c['repetitions']} repetition(s){_significance(d, 0.0)}"
+            f"{pm(rows[head])} vs {pm(rows[other])}, difference {pm(d)}{_interval_text(d)}, higher in "
+            f"{c['higher_in']} of {c['repetitions']} repetition(s){_significance(d, 0.0)}"
         )
-        if mean >= CLEAR_WIN and c["higher_in"] == c["repetitions"]:
-            out.append(
-                f"`{head}` clearly beats `{other}` on clip ROC AUC (by at least {CLEAR_WIN} on average, and "
-                f"in every repetition): {numbers}."
-            )
-        elif mean > 0:
-            short = [f"the mean difference is below {CLEAR_WIN}"] if mean < CLEAR_WIN else []
-            if c["higher_in"] < c["repetitions"]:
-                short.append(
-                    f"`{other}` is as high or higher in {c['repetitions'] - c['higher_in']} repetition(s)"
-                )
-            out.append(
-                f"`{head}` beats `{other}` on clip ROC AUC on average, but not clearly "
-                f"({' and '.join(short)}): {numbers}."
-            )
-        else:
-            out.append(f"`{head}` does not beat `{other}` on clip ROC AUC: {numbers}.")
-    frame_row = next((r for r in payload["table3"]["rows"] if r["head"] == "frame-mlp"), None)
-    if frame_row is not None:
-        out += _frame_mlp_sentences(frame_row, payload.get("splits", []))
+        out.append(_comparison_sentence(head, other, c, numbers, payload))
+    for frame_row in _rows_by(payload, "none"):
+        out += _frame_only_sentences(frame_row, payload.get("splits", []))
     return out + _dispersion_sentences(payload, rows)
 
 
 def near_chance(stat: dict[str, Any]) -> bool:
-    """Within CHANCE_MARGIN of 0.5, or within two standard errors of it (noisy small test sets)."""
+    """Not distinguishable from 0.5: within two standard errors of it; with one repetition (no standard
+    error), within CHANCE_MARGIN of it."""
     mean, se = stat["mean"], standard_error(stat)
-    return abs(mean - 0.5) < CHANCE_MARGIN or (not math.isnan(se) and abs(mean - 0.5) <= 2 * se)
+    if math.isnan(se):
+        return abs(mean - 0.5) < CHANCE_MARGIN
+    return abs(mean - 0.5) <= 2 * se
 
 
-def _frame_mlp_sentences(row: dict[str, Any], splits: list[dict[str, Any]]) -> list[str]:
-    """frame-mlp: chance on clips, or above chance and why (single frames vs averaging), from the numbers."""
+def _frame_only_sentences(row: dict[str, Any], splits: list[dict[str, Any]]) -> list[str]:
+    """A head that sees each frame alone: chance on clips, or above chance and why, from the numbers."""
     clip_auc, single = row["clip"]["roc_auc"], row["single_frame"]["frame_auc"]
+    name = row["head"]
     if clip_auc["mean"] is None or math.isnan(clip_auc["mean"]):
         return []
-    start = f"`frame-mlp` (no relation between frames) reaches clip ROC AUC {pm(clip_auc)}"
+    start = f"`{name}` (no relation between frames) reaches clip ROC AUC {pm(clip_auc)}"
     start += _significance(clip_auc, 0.5)
-    if near_chance(clip_auc):
-        return [f"{start}: near chance, so single frames do not give the label away."]
+    if single["mean"] is None or math.isnan(single["mean"]):
+        verdict = "near chance" if near_chance(clip_auc) else "above chance"
+        return [f"{start}: {verdict}; no single-frame AUC was measured, so single frames are not judged."]
     alone = f"{pm(single)} on frames scored alone{_significance(single, 0.5)}"
-    if single["mean"] is None or math.isnan(single["mean"]) or not near_chance(single):
+    if not near_chance(single):
         sources = [int(s.get("n_test_sources", 0)) for s in splits] or [0]
         return [
-            f"{start}, and {alone}: by this measure single frames carry label information (each test set "
-            f"holds {_frames([min(sources), max(sources)])} source videos, and the repetitions draw from the "
-            "same ones, so the standard error is optimistic)."
+            f"{start}, and {alone}: single frames carry label information (each test set holds "
+            f"{_frames([min(sources), max(sources)])} source videos, and the repetitions draw from the same "
+            "ones, so the standard error is optimistic)."
         ]
+    if near_chance(clip_auc):
+        return [f"{start}, and {alone}: both near chance, so single frames do not give the label away."]
     real, fake = row["single_frame"]["spread_real"]["mean"], row["single_frame"]["spread_fake"]["mean"]
     why = (
         f" The clip means of the frame scores spread by {fmt(real)} (std) over real clips and {fmt(fake)} "
@@ -179,8 +229,8 @@ def _frame_mlp_sentences(row: dict[str, Any], splits: list[dict[str, Any]]) -> l
         else ""
     )
     return [
-        f"{start}, but only {alone}: single frames do not give the label away, the clip-level score comes "
-        f"from averaging frame scores over the clip.{why}"
+        f"{start}, but only {alone}: single frames are not distinguishable from chance; the clip-level "
+        f"score comes from averaging frame scores over the clip.{why}"
     ]
 
 
@@ -202,13 +252,14 @@ def _dispersion_sentences(payload: dict[str, Any], rows: dict[str, dict[str, Any
         f"(no head, ROC AUC {fmt(disp)}). For unit-length embeddings the squared length of their temporal "
         "mean equals this mean cosine similarity, so an order-blind head over the mean could read it too"
     ]
-    gap = comp["against"].get("mlp", {}).get("auc_difference", {}).get("mean")
+    pooled = [r["head"] for r in _rows_by(payload, "pooled") if r["head"] in comp["against"]]
+    gap = comp["against"][pooled[0]]["auc_difference"]["mean"] if pooled else None
     if gap is None or math.isnan(gap):
         out[0] += "."
     elif gap < CLEAR_WIN:
-        out[0] += f"; this fits `mlp` coming within {CLEAR_WIN} of `{head}` here."
+        out[0] += f"; this fits `{pooled[0]}` coming within {CLEAR_WIN} of `{head}` here."
     else:
-        out[0] += f"; here it does not: `mlp` trails `{head}` by {fmt(gap)}."
+        out[0] += f"; here it does not: `{pooled[0]}` trails `{head}` by {fmt(gap)}."
     best = max(
         (r["mean"] for r in rows.values() if r["mean"] is not None and not math.isnan(r["mean"])),
         default=math.nan,
@@ -232,7 +283,12 @@ def _settings(s: dict[str, Any]) -> list[str]:
         f"- Data: {s['data']}; {s['clips']} labelled clips of {s['videos']} videos, "
         f"{_frames(s['frames_per_clip'])} frames per clip.",
         f"- Protocol: {s['repeats']} repetition(s), test {s['test_clips']} clips, validation "
-        f"{s['val_clips']} clips, **split by {s['split_by']}**, seed {s['seed']}.",
+        f"{s['val_clips']} clips, **split by {s['split_by']}**, seed {s['seed']}; "
+        + (
+            "each repetition splits its own generated dataset (independent replications)."
+            if s.get("independent_data")
+            else "each repetition re-splits the same clips (not independent replications)."
+        ),
         f"- Main model: extractor `{s['main_extractor']}` + head `{s['main_head']}`; threshold "
         f"{s['threshold']}, log loss eps {s['eps']:g}, video level = `{s['aggregation']}` of clip "
         "probabilities.",
@@ -254,6 +310,48 @@ def _splits(splits: list[dict[str, Any]]) -> list[str]:
     return [*lines, ""]
 
 
+def _environment(env: dict[str, Any]) -> list[str]:
+    """The environment table: what must match for two reports to agree exactly."""
+    cpu, rt = env["cpu"], env["torch"]
+    flags = ", ".join(f"{k} {'yes' if v else 'no'}" for k, v in cpu["flags"].items())
+    pinned = ", ".join(f"{k}={v}" for k, v in rt["env"].items() if v) or "none"
+    rows = [
+        ("code revision", env["code_revision"]),
+        ("python", env["python"]),
+        ("packages", ", ".join(f"{k} {v}" for k, v in env["packages"].items())),
+        ("CPU", f"{cpu['model']} ({cpu['cores']} cores); {flags}"),
+        ("float kernels in use", f"{rt['cpu_capability']}; oneDNN native bf16: {rt['mkldnn_bf16']}"),
+        ("torch threads", f"{rt['threads']} intra-op, {rt['interop_threads']} inter-op; variables: {pinned}"),
+        ("precision", ", ".join(f"{k} {v}" for k, v in env["precision"].items())),
+        *((f"digest: {k}", v) for k, v in env["digests"].items()),
+    ]
+    return ["| | |", "|---|---|", *(f"| {k} | {v} |" for k, v in rows)]
+
+
+def _robustness(rows: list[dict[str, Any]]) -> list[str]:
+    lines = [
+        "Repetition 0's test videos, re-encoded and scored again by that repetition's extractor and head.",
+        "",
+        "| condition | videos | clips | clip ROC AUC |",
+        "|---|---|---|---|",
+    ]
+    return lines + [
+        f"| {r['condition']} | {r['videos']} | {r['clips']} | {fmt(r['roc_auc'])} |" for r in rows
+    ]
+
+
+def _card(model: dict[str, Any]) -> list[str]:
+    expected = (model.get("card") or {}).get("expected_auc")
+    if not expected:
+        return []
+    return [
+        "",
+        f"Expected clip ROC AUC: {fmt(expected['clip_roc_auc'])}{_interval_text(expected)} (over "
+        f"{expected['repetitions']} repetitions' test clips; the final model has no test set of its own). "
+        f"Temperature {fmt(model.get('temperature'))}.",
+    ]
+
+
 def render_markdown(payload: dict[str, Any]) -> str:
     """The whole report.md."""
     lines = ["# Deepfake detection experiment", "", "## Settings", "", *_settings(payload["settings"]), ""]
@@ -271,7 +369,13 @@ def render_markdown(payload: dict[str, Any]) -> str:
     lines += ["## Figures", ""] + [f"![{k}]({v})" for k, v in payload.get("figures", {}).items()] + [""]
     model = payload["model"]
     if model.get("dir"):
-        lines += ["## Final model", "", f"`{model['dir']}`: {model['trained_on']}.", ""]
+        lines += ["## Final model", "", f"`{model['dir']}`: {model['trained_on']}.", *_card(model), ""]
+    if payload.get("robustness"):
+        lines += ["## Robustness: re-encoded test videos", "", *_robustness(payload["robustness"]), ""]
+    if payload.get("environment"):
+        lines += ["## Environment", "", *_environment(payload["environment"]), ""]
     lines += ["## Wall time (s)", "", "| stage | seconds |", "|---|---|"]
-    lines += [f"| {k} | {v:.1f} |" for k, v in payload["timings_s"].items()] + [""]
+    cpu = payload.get("cpu_s", {})
+    lines[-2:] = ["| stage | seconds | CPU seconds |", "|---|---|---|"]
+    lines += [f"| {k} | {v:.1f} | {fmt(cpu.get(k), 1)} |" for k, v in payload["timings_s"].items()] + [""]
     return "\n".join(lines)

@@ -15,8 +15,9 @@ For every repetition ``r`` of ``experiment.repeats``:
 
 No trained part ever sees a test clip: each repetition retrains everything it uses. Table 1 is the main
 variant with the main head over the repetitions; Table 2 the variants with the main head; Table 3 the main
-variant with every head. The final model is repetition 0's main extractor and head (trained on its
-training split) and is written with :func:`models.io.save_model_dir` when ``model_dir`` is given.
+variant with every head. When ``model_dir`` is given, the final model (:mod:`.final`: by default trained
+after the repetitions on all labelled clips but those that fit its temperature) is written there with a
+card that quotes the repetitions' test AUC.
 """
 
 from __future__ import annotations
@@ -29,19 +30,27 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 import pandas as pd
 
 from deepfake_detect.config import Config, ExtractorConfig
 from deepfake_detect.data.store import ClipStore, clip_key
-from deepfake_detect.evaluation.evaluate import clip_predictions, evaluate_predictions, write_csv
+from deepfake_detect.evaluation.evaluate import (
+    clip_predictions,
+    compute_metrics,
+    evaluate_predictions,
+    video_predictions,
+    write_csv,
+)
 from deepfake_detect.experiment.diagnostics import dispersion_auc, single_frame_summary
-from deepfake_detect.experiment.splits import KEY_COLUMN, Split, make_splits
+from deepfake_detect.experiment.environment import experiment_environment
+from deepfake_detect.experiment.final import write_final_model
+from deepfake_detect.experiment.splits import KEY_COLUMN, Split, make_splits, split_once
 from deepfake_detect.models import FeatureExtractor
-from deepfake_detect.models.cards import synthetic_card
-from deepfake_detect.models.io import save_model_dir
+from deepfake_detect.models.calibration import apply_temperature, fit_temperature
+from deepfake_detect.runtime import cpu_seconds
 from deepfake_detect.training import (
     DetectorRun,
     embed_clips,
@@ -85,6 +94,7 @@ class HeadResult:
     predictions: pd.DataFrame
     history: pd.DataFrame
     single_frame: dict[str, float] = field(default_factory=dict)  # see diagnostics.single_frame_summary
+    temperature: float = 1.0  # fitted on the repetition's validation clips (evaluation.calibration)
 
 
 @dataclass
@@ -112,6 +122,10 @@ class ExperimentResult:
     model_dir: Path | None
     timings: dict[str, float]
     table2_repeats: int
+    environment: dict[str, Any] = field(default_factory=dict)  # see experiment.environment
+    final_model: dict[str, Any] = field(default_factory=dict)  # trained_on, temperature, card
+    cpu_timings: dict[str, float] = field(default_factory=dict)  # stage kind -> CPU seconds
+    rep0_model: tuple[FeatureExtractor, DetectorRun, float, Split] | None = None  # for robustness tables
 
 
 def write_split(split: Split, path: Path) -> Path:
@@ -156,20 +170,40 @@ class _Clock:
     def __init__(self, total: int, callback: StageCallback | None) -> None:
         self.total, self.done, self.callback = total, 0, callback
         self.timings: dict[str, float] = defaultdict(float)
+        self.cpu: dict[str, float] = defaultdict(float)  # CPU seconds (runtime.cpu_seconds)
 
     def run(self, kind: str, label: str, fn: Callable[[], T]) -> T:
         if self.callback is not None:
             self.callback(label, self.done, self.total)
         logger.info("%s", label)
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), cpu_seconds()
         value = fn()
         self.timings[kind] += time.perf_counter() - start
+        self.cpu[kind] += cpu_seconds() - cpu
         self.done += 1
         return value
 
     def finish(self, label: str = "done") -> None:
         if self.callback is not None:
             self.callback(label, self.total, self.total)
+
+
+def replicate(config: Config, rows: pd.DataFrame) -> list[Split]:
+    """The repetitions' splits: re-splits of all clips, or one split per dataset (``replicate_by``)."""
+    exp = config.experiment
+    kwargs = {"test_clips": exp.test_clips, "val_clips": exp.val_clips, "split_by": exp.split_by}
+    if exp.replicate_by == "split":
+        return make_splits(rows, repeats=exp.repeats, seed=config.seed, **kwargs)  # type: ignore[arg-type]
+    datasets = sorted(rows["dataset"].unique(), key=lambda d: (len(str(d)), str(d)))
+    if len(datasets) < exp.repeats:
+        raise ExperimentError(
+            f"experiment.replicate_by dataset needs {exp.repeats} datasets (one per repetition), but the "
+            f"clips come from {len(datasets)}: set data.synth.replications or lower experiment.repeats"
+        )
+    return [
+        split_once(rows[rows["dataset"] == d], seed=config.seed, repeat=r, **kwargs)  # type: ignore[arg-type]
+        for r, d in enumerate(datasets[: exp.repeats])
+    ]
 
 
 def _heads_for(variant: Variant, config: Config) -> list[str]:
@@ -211,11 +245,11 @@ def _run_variant(ctx: _Context, variant: Variant, split: Split, rep: RepetitionR
     rep.extractor_histories[variant.name] = run.history
     embeddings = ctx.clock.run(
         f"embed:{variant.name}",
-        f"{tag}: embed {len(ctx.rows)} clips with {variant.name}",
+        f"{tag}: embed the split's clips with {variant.name}",
         lambda: embed_clips(
             run.extractor,
             ctx.store,
-            ctx.rows,
+            pd.concat(list(split.sides().values())),  # this repetition's clips (all, unless per dataset)
             ctx.out_dir / "cache" / "embeddings",
             digest=run.digest,
             progress=False,
@@ -240,8 +274,8 @@ def _run_variant(ctx: _Context, variant: Variant, split: Split, rep: RepetitionR
         )
         is_main = variant.main and head == ctx.config.detector.head
         rep.results.append(_evaluate_head(ctx, variant, detector, embeddings, split, vdir / head, is_main))
-        if is_main and split.repeat == 0 and ctx.model_dir is not None:
-            _save_final_model(ctx, run.extractor, detector, split)
+        if is_main and split.repeat == 0:
+            ctx.rep0 = (run.extractor, detector, rep.results[-1].temperature, split)
 
 
 def _evaluate_head(
@@ -253,8 +287,9 @@ def _evaluate_head(
     out_dir: Path,
     plots: bool,
 ) -> HeadResult:
-    """Predict the test clips, write the evaluation and score single frames (diagnostics)."""
-    table = clip_predictions(split.test, predict_clips(detector.head, embeddings, split.test))
+    """Predict the test clips, write the evaluation, calibrate on validation and score single frames."""
+    probabilities = predict_clips(detector.head, embeddings, split.test)
+    table = clip_predictions(split.test, probabilities)
     ev = ctx.config.evaluation
     evaluation = evaluate_predictions(
         table,
@@ -266,37 +301,37 @@ def _evaluate_head(
         plots=plots,
     )
     frames = single_frame_summary(detector.head, embeddings, split.test)
+    temperature = _validation_temperature(detector, embeddings, split)
+    calibrated = table.assign(fake_probability=apply_temperature(probabilities, temperature))
+    clip, video = dict(evaluation.clip), dict(evaluation.video)
+    for level, frame in ((clip, calibrated), (video, video_predictions(calibrated, ev.aggregation))):
+        level["log_loss_calibrated"] = compute_metrics(frame, eps=ev.eps, threshold=ev.threshold)["log_loss"]
+        level["temperature"] = temperature
+    table = table.assign(calibrated_probability=calibrated["fake_probability"])
     return HeadResult(
-        variant.name, detector.head_name, evaluation.clip, evaluation.video, table, detector.history, frames
+        variant.name, detector.head_name, clip, video, table, detector.history, frames, temperature
     )
 
 
-def _save_final_model(
-    ctx: _Context, extractor: FeatureExtractor, detector: DetectorRun, split: Split
-) -> None:
-    cfg, model_dir = ctx.config, ctx.model_dir
-    if model_dir is None:
-        return
-    extra = {
-        "trained_on": f"repetition 0 training split ({len(split.train)} clips; "
-        f"validation {len(split.val)} clips for the loss curves"
-        + (" and the head's best epoch)" if cfg.detector.keep == "best" else ")"),
-        "split_by": cfg.experiment.split_by,
-        "experiment_dir": ctx.out_dir.name,
-    }
-    save_model_dir(
-        model_dir,
-        extractor,
-        detector.head,
-        head_name=detector.head_name,
-        head_kwargs=detector.head_kwargs,
-        threshold=cfg.detector.threshold,
-        faces=cfg.faces,
-        clips=cfg.clips,
-        extra=extra,
-        card=synthetic_card("the built-in benchmark (SPEC 6)") if cfg.data.synth is not None else None,
+def _validation_temperature(
+    detector: DetectorRun, embeddings: Mapping[str, np.ndarray], split: Split
+) -> float:
+    """Temperature scaling fitted on the validation clips (never the test clips); 1 without them."""
+    if not len(split.val):
+        return 1.0
+    val = predict_clips(detector.head, embeddings, split.val)
+    return fit_temperature(val, split.val["label"].to_numpy(dtype=float))
+
+
+def _write_final_model(ctx: _Context, repetitions: list[RepetitionResult]) -> dict[str, Any]:
+    """The final model (:mod:`.final`) with its card; returns what the report says about it."""
+    if ctx.model_dir is None:
+        return {}
+    head = ctx.config.detector.head
+    aucs = [hr.clip["roc_auc"] for r in repetitions if (hr := r.get(ctx.main, head))]
+    return write_final_model(
+        ctx.config, ctx.store, ctx.rows, ctx.out_dir, ctx.model_dir, ctx.clock.run, ctx.rep0, aucs
     )
-    logger.info("final model written to %s", ctx.model_dir)
 
 
 @dataclass
@@ -307,6 +342,8 @@ class _Context:
     out_dir: Path
     model_dir: Path | None
     clock: _Clock
+    main: str = ""
+    rep0: tuple[FeatureExtractor, DetectorRun, float, Split] | None = None
 
 
 def run_experiment(
@@ -316,26 +353,24 @@ def run_experiment(
     *,
     model_dir: Path | None = None,
     progress: StageCallback | None = None,
+    data_digests: Mapping[str, str] | None = None,
 ) -> ExperimentResult:
-    """Run the protocol of the module docstring on ``store``'s labelled clips; artefacts in ``out_dir``."""
+    """Run the protocol of the module docstring on ``store``'s labelled clips; artefacts in ``out_dir``.
+
+    ``data_digests`` (e.g. of the videos the clips were cut from) go into the report's environment.
+    """
     exp = config.experiment
     rows = labelled_clips(store)
     variants = make_variants(config)
     table2_repeats = exp.repeats if exp.table2_repeats is None else min(exp.table2_repeats, exp.repeats)
     plan = _plan(config, variants, table2_repeats)
-    clock = _Clock(_stage_count(config, plan), progress)
-    ctx = _Context(config, store, rows, Path(out_dir), model_dir, clock)
+    final = 3 if model_dir is not None and exp.final_model == "all" else 0
+    clock = _Clock(_stage_count(config, plan) + final, progress)
+    ctx = _Context(config, store, rows, Path(out_dir), model_dir, clock, main=variants[0].name)
     splits: list[Split] = clock.run(
         "split",
         f"split {len(rows)} clips by {exp.split_by} into {exp.repeats} repetitions",
-        lambda: make_splits(
-            rows,
-            repeats=exp.repeats,
-            test_clips=exp.test_clips,
-            val_clips=exp.val_clips,
-            split_by=exp.split_by,
-            seed=config.seed,
-        ),
+        lambda: replicate(config, rows),
     )
     repetitions = []
     for split, planned in zip(splits, plan, strict=True):
@@ -344,6 +379,7 @@ def run_experiment(
         for variant in planned:
             _run_variant(ctx, variant, split, rep, ctx.out_dir / f"rep{split.repeat}")
         repetitions.append(rep)
+    final_model = _write_final_model(ctx, repetitions)
     return ExperimentResult(
         config=config,
         variants=variants,
@@ -356,6 +392,10 @@ def run_experiment(
         model_dir=model_dir,
         timings=dict(clock.timings),
         table2_repeats=table2_repeats,
+        environment=experiment_environment(config, store, data_digests),
+        final_model=final_model,
+        cpu_timings=dict(clock.cpu),
+        rep0_model=ctx.rep0,
     )
 
 

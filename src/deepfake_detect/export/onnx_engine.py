@@ -19,6 +19,7 @@ import torch
 from pydantic import ValidationError
 
 from deepfake_detect.export.onnx_export import ONNX_SECTION, OnnxSection, make_session, sha256_file
+from deepfake_detect.models.calibration import apply_temperature
 from deepfake_detect.models.extractor import prepare_frames as torch_prepare_frames
 from deepfake_detect.models.io import CONFIG_FILE, ModelDirConfig, ModelDirError
 
@@ -123,4 +124,6 @@ class OnnxEngine:
             raise ValueError(f"lengths must lie in [1, T={x.shape[1]}], got {n.tolist()}")
         names = self.model.onnx.head_inputs
         (probs,) = self._head.run(None, {names[0]: x, names[1]: n.astype(np.int64)})
+        if self.config.temperature != 1.0:  # the graph ends in a plain sigmoid; calibrate its output
+            probs = apply_temperature(probs, self.config.temperature)
         return np.asarray(probs, dtype=np.float32)  # (B,)

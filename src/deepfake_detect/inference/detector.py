@@ -122,6 +122,7 @@ class Detector:
             "head": config.head,
             "head_kwargs": dict(config.head_kwargs),
             "threshold": settings.threshold,
+            "temperature": config.temperature,
             "aggregation": settings.aggregation,
             "frame_stride": settings.frame_stride,
             "clip_len": settings.clip_len,

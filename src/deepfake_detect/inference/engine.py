@@ -135,7 +135,7 @@ class TorchEngine:
             return np.zeros(0, dtype=np.float32)
         with torch.inference_mode():
             logits = self.head(torch.from_numpy(x).to(self.device), torch.from_numpy(n))  # (B,)
-            return torch.sigmoid(logits.float()).cpu().numpy()
+            return torch.sigmoid(logits.float() / self.config.temperature).cpu().numpy()  # calibrated
 
 
 @ENGINES.register("torch")

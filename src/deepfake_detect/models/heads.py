@@ -38,9 +38,15 @@ def valid_mask(lengths: torch.Tensor, t: int) -> torch.Tensor:
 
 
 class SequenceHead(nn.Module):
-    """Protocol of every head: ``forward(x (B, T, D), lengths (B,) int64) -> logits (B,)``."""
+    """Protocol of every head: ``forward(x (B, T, D), lengths (B,) int64) -> logits (B,)``.
+
+    ``temporal_evidence`` says what a head can see of how frames relate, so reports can reason about heads
+    without knowing their names: ``order`` (the sequence, in order), ``pooled`` (a summary over the clip
+    that ignores order, e.g. the mean), ``none`` (each frame alone), ``unknown`` (not declared).
+    """
 
     input_dim: int
+    temporal_evidence: str = "unknown"
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
@@ -66,6 +72,8 @@ def mlp(input_dim: int, hidden: int, layers: int, dropout: float, out_dim: int =
 @SEQUENCE_HEADS.register("lstm")
 class LSTMHead(SequenceHead):
     """The paper's detector: LSTM (4 layers, 512 hidden, dropout 0.3) -> last valid hidden state -> linear."""
+
+    temporal_evidence = "order"
 
     def __init__(
         self, input_dim: int = 512, hidden: int = 512, layers: int = 4, dropout: float = 0.3
@@ -117,6 +125,8 @@ class MeanMLPHead(SequenceHead):
     this head can still sense temporal dispersion (SPEC §2), but not order.
     """
 
+    temporal_evidence = "pooled"
+
     def __init__(
         self, input_dim: int = 512, hidden: int = 512, layers: int = 4, dropout: float = 0.3
     ) -> None:
@@ -136,6 +146,8 @@ class FrameMLPHead(SequenceHead):
     """Baseline free of temporal evidence: the same MLP on each frame alone, logits averaged over
     the valid frames."""
 
+    temporal_evidence = "none"
+
     def __init__(
         self, input_dim: int = 512, hidden: int = 512, layers: int = 4, dropout: float = 0.3
     ) -> None:
@@ -150,6 +162,11 @@ class FrameMLPHead(SequenceHead):
         x = torch.where(mask, x, torch.zeros_like(x))  # (B, T, D), padding zeroed before the MLP
         frame_logits = self.mlp(x).squeeze(-1)  # (B, T)
         return masked_mean(frame_logits, lengths)  # (B,)
+
+
+def temporal_evidence(name: str) -> str:
+    """What a registered head sees of how frames relate (see :class:`SequenceHead`)."""
+    return str(getattr(SEQUENCE_HEADS.get(name), "temporal_evidence", "unknown"))
 
 
 def create_head(

@@ -81,6 +81,12 @@ class ModelDirConfig(BaseModel):
     threshold: float = Field(
         default=0.5, gt=0.0, lt=1.0, description="probability at or above which a video is fake"
     )
+    temperature: float = Field(
+        default=1.0,
+        gt=0.0,
+        description="temperature scaling: the reported probability is sigmoid(logit / temperature); "
+        "fitted on validation clips, 1 = uncalibrated; the threshold applies to the calibrated probability",
+    )
     faces: dict[str, Any] = Field(description="the FaceConfig the training clips were made with")
     clips: dict[str, Any] = Field(description="the ClipConfig the training clips were made with")
     created: str = Field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
@@ -139,9 +145,13 @@ def save_model_dir(
     faces: FaceConfig,
     clips: ClipConfig,
     extra: dict[str, Any] | None = None,
+    temperature: float = 1.0,
     card: dict[str, Any] | None = None,
 ) -> Path:
     """Write ``config.json`` + ``extractor.safetensors`` + ``head.safetensors`` into ``path``.
+
+    ``temperature``: the head's calibration (see ``ModelDirConfig.temperature``); ``card``: how the model
+    was made and what to expect of it (SPEC §9), stored as the config's ``card`` object.
 
     Each file is written atomically and ``config.json`` last, so a directory with a config is complete.
     Existing files of an earlier save are replaced. ``card`` (training data, warnings, ...) is stored as
@@ -161,6 +171,7 @@ def save_model_dir(
             faces=faces.model_dump(mode="json"),
             clips=clips.model_dump(mode="json"),
             extra=dict(extra or {}),
+            temperature=temperature,
             card=dict(card or {}),
         )
         text = json.dumps(config.model_dump(mode="json"), indent=2, sort_keys=True) + "\n"
