@@ -80,6 +80,7 @@ def test_embed_caches_the_members_pooled_features(
     assert bad.exit_code != 0 and "2 member(s)" in bad.output and "Traceback" not in bad.output
 
 
+@pytest.mark.slow
 def test_train_detector_on_frame_features_writes_a_model_detect_uses(
     winner_dir: tuple[Path, list[WinnerClassifier]],
     store: ClipStore,
@@ -118,5 +119,12 @@ def test_train_detector_on_frame_features_writes_a_model_detect_uses(
     (video,) = json.loads(report.read_text())["videos"]
     assert video["status"] == "ok", video
     assert 0.0 <= video["fake_probability"] <= 1.0
+    evaluation = tmp_path / "eval"
+    evaluate = ["evaluate", str(store.root), "--model", str(out / "model"), "--out", str(evaluation), "-q"]
+    result = CliRunner().invoke(app, evaluate)
+    assert result.exit_code == 0, result.output
+    trained_key = [p.name for p in (out / "embeddings").iterdir()]
+    assert [p.name for p in (evaluation / "cache").iterdir()] == trained_key  # same digest after reload
+    assert json.loads((evaluation / "metrics.json").read_text())["clip"]["log_loss"] >= 0.0
     export = CliRunner().invoke(app, ["export", str(tmp_path / "onnx"), "--model", str(out / "model")])
     assert export.exit_code != 0 and "frozen frame model" in export.output
