@@ -28,6 +28,7 @@ from deepfake_detect.data.store import ClipStore, StoreError
 
 if TYPE_CHECKING:
     from deepfake_detect.models import FeatureExtractor
+    from deepfake_detect.models.frame_extractor import FrameFeatureExtractor
     from deepfake_detect.training import DetectorRun
 
 logger = logging.getLogger(__name__)
@@ -57,10 +58,17 @@ Several processes (DDP; gloo on CPU): --devices N starts N local processes; unde
 (torchrun --nproc-per-node N --no-python deepfake-detect train-extractor ... --devices N) or SLURM
 (srun ... --devices N --num-nodes M) the launcher's processes are used."""
 
-EMBED_HELP = """Embed every frame of every ok clip with a trained extractor.
+FRAME_MODEL_HELP = """-e may also name an imported frame-model directory (import-model): one member
+(--member, default 0) is then a frozen extractor of its pooled features (the input of its classifier,
+e.g. 2560-d for EfficientNet-B7), fed the store's square face crops resized by the recipe's crop rule
+and normalised as the recipe says."""
+
+EMBED_HELP = f"""Embed every frame of every ok clip with a trained extractor.
 
 Arrays are cached as float16 (T, D) in CACHE_DIR/<digest>/<clip>.npy; clips already cached for this
-extractor are not recomputed."""
+extractor are not recomputed.
+
+{FRAME_MODEL_HELP}"""
 
 DETECTOR_HELP = f"""Train a sequence detector (lstm, mlp, frame-mlp) on the clips' embeddings with BCE.
 
@@ -69,6 +77,9 @@ epoch with the lowest validation loss (--keep best) or of the last epoch (--keep
 the config's detector.keep (best, or last in configs/paper.yaml and the demo). Writes
 OUT/head.safetensors, history, loss curves, checkpoints, and OUT/model: a complete model directory
 for `deepfake-detect detect`.
+
+{FRAME_MODEL_HELP} The model directory records that frozen extractor (and its weights), so detect
+runs the frame network and the trained head together.
 
 {SPLIT_HELP}"""
 
@@ -80,7 +91,19 @@ ValFractionOption = Annotated[
     float, typer.Option("--val-fraction", min=0.0, max=0.95, help="Share of source videos that validate.")
 ]
 ExtractorDirOption = Annotated[
-    Path, typer.Option("--extractor", "-e", help="Output folder of train-extractor.", show_default=False)
+    Path,
+    typer.Option(
+        "--extractor",
+        "-e",
+        help="Output folder of train-extractor, or an imported frame-model directory.",
+        show_default=False,
+    ),
+]
+MemberOption = Annotated[
+    int | None,
+    typer.Option(
+        "--member", min=0, help="Which member of a frame-model directory (default 0).", show_default=False
+    ),
 ]
 NoProgressOption = Annotated[bool, typer.Option("--no-progress", help="No progress bars.")]
 
@@ -165,6 +188,7 @@ def embed_command(
     clips_dir: ClipsArg,
     cache_dir: Annotated[Path, typer.Argument(help="Embedding cache folder.", show_default=False)],
     extractor_dir: ExtractorDirOption,
+    member: MemberOption = None,
     batch_size: Annotated[int, typer.Option(min=1, help="Frames per forward pass.")] = 64,
     precision: Annotated[
         str | None, typer.Option(help="32 or bf16-mixed (default: extractor.precision).")
@@ -175,13 +199,13 @@ def embed_command(
     verbose: VerboseOption = 0,
     quiet: QuietOption = False,
 ) -> None:
-    from deepfake_detect.training import embed_clips, load_trained_extractor
+    from deepfake_detect.training import embed_clips, load_extractor
 
     setup_logging(verbose, quiet)
     cfg = load_cli_config(config, overrides, {"extractor.precision": precision})
     store, clips = _open_store(clips_dir)
     with user_errors(ValueError, FileNotFoundError, StoreError):
-        extractor, digest = load_trained_extractor(extractor_dir)
+        extractor, digest = load_extractor(extractor_dir, member)
         embeddings = embed_clips(
             extractor,
             store,
@@ -218,9 +242,13 @@ def train_detector_command(
     clips_dir: ClipsArg,
     out: Annotated[Path, typer.Argument(help="Output folder (created); the model goes to OUT/model.")],
     extractor_dir: ExtractorDirOption,
+    member: MemberOption = None,
     embeddings: Annotated[
         Path | None,
-        typer.Option("--embeddings", help="Embedding cache folder (default: EXTRACTOR/embeddings)."),
+        typer.Option(
+            "--embeddings",
+            help="Embedding cache folder (default: EXTRACTOR/embeddings; OUT/embeddings for a frame model).",
+        ),
     ] = None,
     head: Annotated[str | None, typer.Option(help="lstm, mlp or frame-mlp (default: detector.head).")] = None,
     keep: Annotated[
@@ -236,7 +264,7 @@ def train_detector_command(
     verbose: VerboseOption = 0,
     quiet: QuietOption = False,
 ) -> None:
-    from deepfake_detect.training import embed_clips, load_trained_extractor, train_detector
+    from deepfake_detect.training import embed_clips, load_extractor, train_detector
 
     setup_logging(verbose, quiet)
     if keep not in (None, "best", "last"):
@@ -247,8 +275,10 @@ def train_detector_command(
     store, clips = _open_store(clips_dir)
     train_rows, val_rows = _split(clips, split, val_fraction, cfg.seed)
     with user_errors(ValueError, FileNotFoundError, KeyError, StoreError):
-        extractor, digest = load_trained_extractor(extractor_dir)
-        cache = embeddings if embeddings is not None else extractor_dir / "embeddings"
+        extractor, digest = load_extractor(extractor_dir, member)
+        frozen = getattr(extractor, "record", None) is not None  # never write into an imported model
+        default_cache = (out if frozen else extractor_dir) / "embeddings"
+        cache = embeddings if embeddings is not None else default_cache
         used = train_rows if val_rows is None else pd.concat([train_rows, val_rows], ignore_index=True)
         emb = embed_clips(
             extractor,
@@ -277,7 +307,7 @@ def train_detector_command(
 
 def _save_model(
     path: Path,
-    extractor: FeatureExtractor,
+    extractor: FeatureExtractor | FrameFeatureExtractor,
     run: DetectorRun,
     store: ClipStore,
     cfg: Config,

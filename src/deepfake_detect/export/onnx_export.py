@@ -226,6 +226,11 @@ def export_onnx(
     Raises ``ModelDirError`` for an unusable model directory and ``OnnxExportError`` otherwise.
     """
     loaded = load_model_dir(model_dir)
+    if loaded.config.frame_extractor is not None:
+        raise OnnxExportError(
+            f"{model_dir} uses a frozen frame model as its extractor, whose crop preparation (OpenCV "
+            "resize) the ONNX engine does not reproduce: run it with the torch engine"
+        )
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out, prefix=".onnx-export-") as tmp:

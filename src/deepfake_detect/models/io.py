@@ -22,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import torch
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -34,6 +34,9 @@ from deepfake_detect.config import ClipConfig, FaceConfig
 from deepfake_detect.models.backbones import WeightsError, load_state_checked, load_weights, read_state_dict
 from deepfake_detect.models.extractor import FeatureExtractor
 from deepfake_detect.models.heads import SEQUENCE_HEADS, SequenceHead, create_head
+
+if TYPE_CHECKING:
+    from deepfake_detect.models.frame_extractor import FrameFeatureExtractor
 
 __all__ = [
     "CONFIG_FILE",
@@ -94,6 +97,9 @@ class ModelDirConfig(BaseModel):
     card: dict[str, Any] = Field(
         default_factory=dict, description="where the model came from (training data, warnings, ...)"
     )
+    frame_extractor: dict[str, Any] | None = Field(
+        default=None, description="the extractor is a frozen imported frame model (models.frame_extractor)"
+    )
 
     def face_config(self) -> FaceConfig:
         return FaceConfig.model_validate(self.faces)
@@ -106,7 +112,7 @@ class ModelDirConfig(BaseModel):
 class LoadedModel:
     """A model directory brought back to life (modules in eval mode on the requested device)."""
 
-    extractor: FeatureExtractor
+    extractor: FeatureExtractor | FrameFeatureExtractor
     head: SequenceHead
     config: ModelDirConfig
 
@@ -136,7 +142,7 @@ def _save_module(module: nn.Module, target: Path) -> None:
 
 def save_model_dir(
     path: Path | str,
-    extractor: FeatureExtractor,
+    extractor: FeatureExtractor | FrameFeatureExtractor,
     head: SequenceHead,
     *,
     head_name: str,
@@ -173,6 +179,7 @@ def save_model_dir(
             extra=dict(extra or {}),
             temperature=temperature,
             card=dict(card or {}),
+            frame_extractor=getattr(extractor, "record", None),
         )
         text = json.dumps(config.model_dump(mode="json"), indent=2, sort_keys=True) + "\n"
     except (ValidationError, TypeError, ValueError) as exc:
@@ -231,12 +238,24 @@ def _load_safetensors(module: nn.Module, file: Path) -> None:
     load_state_checked(module, state, source=file)
 
 
+def _rebuild_extractor(config: ModelDirConfig) -> FeatureExtractor | FrameFeatureExtractor:
+    if config.frame_extractor is not None:
+        from deepfake_detect.models.frame_extractor import frame_extractor_from_record
+
+        try:
+            return frame_extractor_from_record(config.frame_extractor)
+        except (KeyError, TypeError) as exc:
+            raise ModelDirError(f"frame_extractor in {CONFIG_FILE} is incomplete: {exc!r}") from None
+    extractor = FeatureExtractor(config.backbone, config.embed_dim, input_size=config.input_size)
+    extractor.mean, extractor.std = config.mean, config.std
+    return extractor
+
+
 def load_model_dir(path: Path | str, device: str | torch.device = "cpu") -> LoadedModel:
     """Rebuild the extractor and head described by ``config.json`` and load their weights (strict)."""
     path = Path(path)
     config = read_model_config(path)
-    extractor = FeatureExtractor(config.backbone, config.embed_dim, input_size=config.input_size)
-    extractor.mean, extractor.std = config.mean, config.std
+    extractor = _rebuild_extractor(config)
     try:
         head = create_head(config.head, **config.head_kwargs)
     except TypeError as exc:

@@ -10,7 +10,7 @@ Typical flow::
 
 from deepfake_detect.training.datamodules import ClipWindowDataset, EmbeddingDataset, pad_collate
 from deepfake_detect.training.detector import DetectorModule, DetectorRun, predict_clips, train_detector
-from deepfake_detect.training.embed import cache_file, embed_clips, embed_frames
+from deepfake_detect.training.embed import cache_file, embed_clips, embed_frames, load_extractor
 from deepfake_detect.training.extractor import (
     ExtractorModule,
     ExtractorRun,
@@ -35,6 +35,7 @@ __all__ = [
     "embed_frames",
     "extractor_digest",
     "labelled_clips",
+    "load_extractor",
     "load_trained_extractor",
     "pad_collate",
     "plot_loss_curves",

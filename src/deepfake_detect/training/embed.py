@@ -21,7 +21,12 @@ import torch
 
 from deepfake_detect.data.store import ClipStore, clip_key
 from deepfake_detect.models import FeatureExtractor
+from deepfake_detect.models.frame_dir import model_dir_kind
+from deepfake_detect.models.frame_extractor import FrameFeatureExtractor, load_frame_extractor
 from deepfake_detect.training.common import rich_progress
+from deepfake_detect.training.extractor import extractor_digest, load_trained_extractor
+
+Extractor = FeatureExtractor | FrameFeatureExtractor
 
 logger = logging.getLogger(__name__)
 
@@ -64,7 +69,7 @@ def _save_atomic(path: Path, array: np.ndarray) -> None:
 
 
 @contextlib.contextmanager
-def _inference_layout(extractor: FeatureExtractor, channels_last: bool) -> Iterator[None]:
+def _inference_layout(extractor: Extractor, channels_last: bool) -> Iterator[None]:
     """Eval mode (and channels-last weights) for the duration; the module's mode and layout are restored."""
     was_training = extractor.training
     extractor.eval()
@@ -79,7 +84,7 @@ def _inference_layout(extractor: FeatureExtractor, channels_last: bool) -> Itera
 
 
 def embed_frames(
-    extractor: FeatureExtractor,
+    extractor: Extractor,
     frames: np.ndarray,
     *,
     batch_size: int = 64,
@@ -123,7 +128,7 @@ def _read_cache(
 
 
 def embed_clips(
-    extractor: FeatureExtractor,
+    extractor: Extractor,
     store: ClipStore,
     rows: pd.DataFrame,
     cache_dir: Path,
@@ -156,3 +161,22 @@ def embed_clips(
             result[clip_key(row)] = array
             advance(1)
     return {clip_key(row): result[clip_key(row)] for row in records}
+
+
+def load_extractor(path: Path, member: int | None = None) -> tuple[Extractor, str]:
+    """(extractor, cache digest) from ``path``: a train-extractor output folder, or an imported frame-model
+    directory whose member ``member`` (default 0) becomes a frozen extractor of its pooled features."""
+    path = Path(path)
+    if path.is_dir() and model_dir_kind(path) == "frame":
+        frame = load_frame_extractor(path, member or 0)
+        logger.info(
+            "frame model %s member %d: %d-d pooled features; %s",
+            path,
+            member or 0,
+            frame.embed_dim,
+            frame.record["differences"],
+        )
+        return frame, extractor_digest(frame)
+    if member is not None:
+        raise ValueError(f"--member applies to an imported frame-model directory, and {path} is not one")
+    return load_trained_extractor(path)

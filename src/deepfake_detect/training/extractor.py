@@ -34,6 +34,7 @@ from deepfake_detect.config import Config
 from deepfake_detect.data.store import ClipStore
 from deepfake_detect.losses import similarity_hinge_loss
 from deepfake_detect.models import FeatureExtractor, load_weights
+from deepfake_detect.models.frame_extractor import FrameFeatureExtractor
 from deepfake_detect.training import common
 from deepfake_detect.training.datamodules import ClipWindowDataset, EpochWindowSampler, loader_kwargs
 from deepfake_detect.training.plots import plot_loss_curves
@@ -124,8 +125,10 @@ def build_extractor(config: Config) -> FeatureExtractor:
     return FeatureExtractor(ex.backbone, embed_dim=ex.embed_dim, weights=ex.weights, input_size=ex.input_size)
 
 
-def extractor_digest(extractor: FeatureExtractor) -> str:
+def extractor_digest(extractor: FeatureExtractor | FrameFeatureExtractor) -> str:
     """The embedding-cache key of an extractor: its weights plus how frames are fed to it."""
+    if isinstance(extractor, FrameFeatureExtractor):
+        return "frame-" + common.state_digest(extractor, {"frame_extractor": extractor.record})
     facts = {
         "backbone": extractor.backbone_name,
         "embed_dim": extractor.embed_dim,
