@@ -13,6 +13,7 @@ full-frame detections.
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -24,9 +25,11 @@ from deepfake_detect.types import BBox, Detection
 
 logger = logging.getLogger(__name__)
 
-CONTEXT = 2.0  # side of a face's search region / the face's longer side
+CONTEXT = 2.5  # side of a face's search region / the face's longer side
 MIN_FACE_FRACTION = 0.6  # the region's pyramid looks for faces from this fraction of the last size on
-MIN_IOU = 0.3  # a face found in a region is the known face only if it overlaps its last box this much
+MAX_SHIFT = 0.75  # a face found in a region is the known one if its centre moved at most this x its size
+MAX_GROWTH = 1.6  # ... and its size changed by at most this factor (either way)
+_PYRAMID_FACTOR = 0.709  # facenet-pytorch MTCNN's scale step
 SAME_FACE_IOU = 0.5  # two regions' faces overlapping more than this are one face: scan the whole frame
 
 
@@ -51,10 +54,22 @@ class Region:
 
 
 def region_around(box: BBox, shrink: float, context: float = CONTEXT) -> Region:
-    """The search region of a face last seen at ``box``: the same square that ``crop_face`` cuts with
-    margin ``context - 1``, shown ``shrink`` times smaller (the full-frame scan's downscale factor)."""
-    x0, y0, side = square_crop_bounds(box, context - 1.0)
-    return Region(x0, y0, side, max(1, round(side / shrink)))
+    """The search region of a face last seen at ``box``: the square of ``context`` x its longer side
+    centred on it, its corner and side moved out to multiples of ``shrink`` (the full-frame scan's
+    downscale factor), shown ``shrink`` times smaller: where the factor is a whole number its pixels are
+    those of the downscaled frame."""
+    x, y, side = square_crop_bounds(box, context - 1.0)
+    x0, y0 = math.floor(x / shrink) * shrink, math.floor(y / shrink) * shrink
+    size = max(1, math.ceil((max(x + side - x0, y + side - y0)) / shrink))
+    return Region(round(x0), round(y0), round(size * shrink), size)
+
+
+def pyramid_start(base: float, smallest: float) -> float:
+    """The largest ``base / 0.709**k`` (k = 0, 1, ...) at most ``smallest``: a face size at which MTCNN's
+    pyramid (factor 0.709) has a subset of the scales a scan from ``base`` has."""
+    if smallest <= base:
+        return base
+    return base / _PYRAMID_FACTOR ** math.floor(math.log(smallest / base) / -math.log(_PYRAMID_FACTOR))
 
 
 class GuidedScan:
@@ -91,16 +106,26 @@ class GuidedScan:
         picked: list[Detection] = []
         for last in known:
             region = region_around(last.box, shrink)
-            cut = crop_face(image, last.box, region.size, CONTEXT - 1.0)
+            square = BBox(region.x0, region.y0, region.x0 + region.side, region.y0 + region.side)
+            cut = crop_face(image, square, region.size, 0.0)
             smallest = MIN_FACE_FRACTION * max(last.box.width, last.box.height) * region.scale
+            smallest = pyramid_start(max(12.0, self.config.min_face_size / shrink), smallest)
             found = self.detector.detect_scaled([cut], smallest)[0]  # type: ignore[attr-defined]
             mapped = [Detection(region.to_frame(d.box), d.score) for d in found]
             mapped = [d for d in mapped if max(d.box.width, d.box.height) >= self.config.min_face_size]
             best = max(mapped, key=lambda d: d.box.iou(last.box), default=None)
-            if best is None or best.box.iou(last.box) < MIN_IOU:
+            if best is None or not _same_face(last.box, best.box):
                 logger.debug("a face was lost near %s: scanning the whole frame", last.box)
                 return None
             if any(best.box.iou(p.box) > SAME_FACE_IOU for p in picked):
                 return None
             picked.append(best)
         return sorted(picked, key=lambda d: -d.score)
+
+
+def _same_face(last: BBox, found: BBox) -> bool:
+    """Whether ``found`` is near enough to ``last`` and of about its size to be the same face."""
+    size, new = max(last.width, last.height), max(found.width, found.height)
+    (ax, ay), (bx, by) = last.center, found.center
+    near = max(abs(ax - bx), abs(ay - by)) <= MAX_SHIFT * size
+    return near and 1 / MAX_GROWTH <= new / size <= MAX_GROWTH

@@ -84,10 +84,10 @@ class MTCNNDetector:
         if len({check_rgb_image(image).shape for image in images}) > 1:
             raise ValueError("detect_scaled needs images of one size")
         smalls = [np.ascontiguousarray(image) for image in images]
-        return self._run(smalls, max(_MTCNN_MIN_WINDOW, round(min_face_size)), 1.0, 1.0, min_face_size)
+        return self._run(smalls, max(_MTCNN_MIN_WINDOW, min_face_size), 1.0, 1.0, min_face_size)
 
     def _run(
-        self, smalls: list[np.ndarray], window: int, fx: float, fy: float, min_keep: float | None = None
+        self, smalls: list[np.ndarray], window: float, fx: float, fy: float, min_keep: float | None = None
     ) -> list[list[Detection]]:
         """MTCNN on same-size ``smalls`` with the pyramid starting at ``window`` px; boxes scaled by (fx, fy)
         and kept from ``min_keep`` full-resolution px (default: ``min_face_size``)."""
