@@ -23,6 +23,7 @@ BENCHMARKS = (
     "preprocess_scaling",
     "detect_levers",
     "profile_detect",
+    "tracked_detect",
 )
 
 
