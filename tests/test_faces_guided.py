@@ -204,3 +204,18 @@ def test_a_lost_face_makes_that_keyframe_a_full_scan(
     assert len(at_8) == 1 and at_8[0].detection.box.x1 > 400  # found where it went, in that keyframe
     assert counting.full == 2  # frame 0 (nothing known) and frame 8 (the face was lost there)
     assert counting.regions == 3  # keyframes 4, 8 (in vain) and 12
+
+
+def test_detect_hands_the_guided_scan_through_its_timed_detector(astronaut_rgb: np.ndarray) -> None:
+    from deepfake_detect.faces import HaarDetector
+    from deepfake_detect.faces.detectors.base import supports_scaled
+    from deepfake_detect.inference.options import DetectOptions
+    from deepfake_detect.inference.pipeline import StageTimer, TimedDetector
+
+    assert DetectOptions().tracked is True  # detect's default
+    timer = StageTimer()
+    timed = TimedDetector(_StubDetector(full=[], local=[Detection(BBox(1, 1, 9, 9), 0.9)]), timer, 1)
+    assert supports_scaled(timed)
+    assert timed.detect_scaled([astronaut_rgb[:64, :64]], 12.0) == [[Detection(BBox(1, 1, 9, 9), 0.9)]]
+    assert "detect" in timer.seconds
+    assert not supports_scaled(TimedDetector(HaarDetector(), StageTimer(), 1))  # Haar: full scans only
