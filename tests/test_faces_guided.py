@@ -219,3 +219,13 @@ def test_detect_hands_the_guided_scan_through_its_timed_detector(astronaut_rgb: 
     assert timed.detect_scaled([astronaut_rgb[:64, :64]], 12.0) == [[Detection(BBox(1, 1, 9, 9), 0.9)]]
     assert "detect" in timer.seconds
     assert not supports_scaled(TimedDetector(HaarDetector(), StageTimer(), 1))  # Haar: full scans only
+
+
+def test_detect_resolves_tracked_on_by_default_and_off_when_told(detect_model_dir: Path) -> None:
+    from deepfake_detect.inference.options import DetectOptions, resolve
+    from deepfake_detect.models.io import read_model_config
+
+    config = read_model_config(detect_model_dir)
+    assert config.face_config().tracked is False  # the model's (preprocessing's) setting
+    assert resolve(DetectOptions(), config).faces.tracked is True
+    assert resolve(DetectOptions(tracked=False), config).faces.tracked is False
