@@ -229,3 +229,13 @@ def test_detect_resolves_tracked_on_by_default_and_off_when_told(detect_model_di
     assert config.face_config().tracked is False  # the model's (preprocessing's) setting
     assert resolve(DetectOptions(), config).faces.tracked is True
     assert resolve(DetectOptions(tracked=False), config).faces.tracked is False
+
+
+def test_preprocess_store_settings_name_the_tracked_scan_only_when_it_is_on() -> None:
+    from deepfake_detect.config import Config
+    from deepfake_detect.preprocess import store_settings
+
+    paper = store_settings(Config())["faces"]
+    assert "tracked" not in paper and "full_scan_every" not in paper  # older stores stay valid
+    opted_in = store_settings(Config.model_validate({"faces": {"tracked": True, "detect_every": 4}}))["faces"]
+    assert (opted_in["tracked"], opted_in["full_scan_every"], opted_in["detect_every"]) == (True, 8, 4)
