@@ -94,13 +94,16 @@ def test_probabilities_equal_the_head_on_the_same_embeddings(
 
 
 def test_embeddings_equal_the_extractor_on_independently_made_crops(
-    face_result: VideoResult, detect_model_dir: Path
+    detect_media: dict[str, Path], detect_model_dir: Path
 ) -> None:
     """Decode, detect and crop again by hand, embed with the saved extractor: the same vectors.
 
-    The default detects in every 4th frame and the last one (0, 4, ..., 24, 27) and interpolates the box
-    linearly in the frames between; done here by hand.
+    With full keyframe scans (``tracked=False``; the default's guided scan is checked against per-frame
+    MTCNN in test_faces_guided.py) detect runs MTCNN on every 4th frame and the last one (0, 4, ..., 24,
+    27) and interpolates the box linearly in the frames between; done here by hand.
     """
+    options = DetectOptions(precision="32", keep_embeddings=True, tracked=False)
+    face_result = Detector.load(detect_model_dir, options=options).detect(detect_media["face"])
     loaded = load_model_dir(detect_model_dir)
     faces_config = loaded.config.face_config()
     face_detector = create_face_detector(faces_config)

@@ -75,6 +75,15 @@ class FaceConfig(_Section):
         description="with detect_every > 1, detect in this many of those frames in one batched call (for a "
         "GPU; the frames between them, detect_batch x detect_every, are held in memory meanwhile)",
     )
+    tracked: bool = Field(
+        False,
+        description="at keyframes, detect only in a small region around each face of the last keyframe, "
+        "at that face's scale; the whole frame is scanned every full_scan_every keyframes, when no face is "
+        "known and when a face is not found again (detect's default: on; the paper's preprocessing: off)",
+    )
+    full_scan_every: int = Field(
+        8, ge=1, le=1000, description="with tracked, scan the whole frame at every k-th keyframe (1: always)"
+    )
     device: str = "cpu"
 
 

@@ -125,6 +125,13 @@ def detect(
             "along their track (1: every frame).",
         ),
     ] = 4,
+    tracked: Annotated[
+        bool,
+        typer.Option(
+            help="At keyframes look for each face only around where it was (the whole frame every few "
+            "keyframes and when a face is lost); --no-tracked scans every keyframe in full.",
+        ),
+    ] = True,
     timeout: Annotated[
         float, typer.Option(min=1, help="Seconds allowed per video before it is given up.")
     ] = 600,
@@ -159,6 +166,7 @@ def detect(
         max_frames=max_frames,
         face_detector=face_detector,
         detect_every=detect_every,
+        tracked=tracked,
     )
     detector = _load_detector(model, engine, device, options)
     settings = BatchSettings(workers, timeout, memory_mb or None, threads, cluster)

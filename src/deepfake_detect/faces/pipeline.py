@@ -11,6 +11,7 @@ import numpy as np
 from deepfake_detect.config import FaceConfig
 from deepfake_detect.faces.crop import crop_face
 from deepfake_detect.faces.detectors.base import FaceDetector, detect_many
+from deepfake_detect.faces.guided import GuidedScan
 from deepfake_detect.faces.tracking import FaceTracker
 from deepfake_detect.types import BBox, Detection, Frame
 
@@ -38,10 +39,11 @@ def track_faces(frames: Iterable[Frame], detector: FaceDetector, config: FaceCon
     frames to detect in go to the detector in one call. Only the frames not yet yielded (fewer than
     k x detect_batch) and each track's last (small) crop are held, so memory does not grow with the
     video's length. A frame without faces yields nothing (a gap in every track). If reading the frames
-    raises, the faces of the frames already read are yielded first.
+    raises, the faces of the frames already read are yielded first. With ``config.tracked`` each keyframe
+    is detected in around the faces of the keyframe before (``faces.guided``), one keyframe at a time.
     """
     tracker = FaceTracker(mse_threshold=config.mse_threshold, compare_size=config.compare_size)
-    if config.detect_every == 1:
+    if config.detect_every == 1 and not config.tracked:
         for frame in frames:
             yield from _detect_in(frame, detector, tracker, config)
     else:
@@ -72,7 +74,12 @@ class _Keyframes:
     """State of keyframe tracking: frames read but not yielded, and the last detected frame's faces."""
 
     pending: list[tuple[Frame, bool]]  # (frame, detect in it?) in reading order
+    scan: GuidedScan
     previous: tuple[int, dict[int, Detection]] | None = None  # last detected frame: index, track -> box
+
+    def known(self) -> list[Detection]:
+        """The faces of the last detected frame."""
+        return [] if self.previous is None else list(self.previous[1].values())
 
     @property
     def keys(self) -> int:
@@ -87,7 +94,7 @@ def _track_keyframes(
     Frames wait in ``pending`` until ``detect_batch`` of them are to be detected in (one batched call),
     then go out in order: each detected frame preceded by the frames between it and the one before.
     """
-    state = _Keyframes(pending=[])
+    state = _Keyframes(pending=[], scan=GuidedScan(detector, config))
     try:
         for position, frame in enumerate(frames):
             key = position % config.detect_every == 0
@@ -98,6 +105,8 @@ def _track_keyframes(
         yield from _flush(state, detector, tracker, config, last=True)
         raise
     yield from _flush(state, detector, tracker, config, last=True)
+    if config.tracked:
+        logger.debug("keyframes: %d full scans, %d guided", state.scan.full_scans, state.scan.guided_scans)
 
 
 def _flush(
@@ -109,14 +118,17 @@ def _flush(
     if last:  # the stream ended between two detected frames: detect in its last frame too
         state.pending[-1] = (state.pending[-1][0], True)
     pending, state.pending = state.pending, []
-    keys = [frame for frame, key in pending if key]
+    keys = [] if state.scan.enabled else [frame for frame, key in pending if key]
     found = dict(zip((f.index for f in keys), detect_many(detector, [f.image for f in keys]), strict=True))
     between: list[Frame] = []
     for frame, key in pending:
         if not key:
             between.append(frame)
             continue
-        faces = _faces_in(frame, found[frame.index], tracker, config)
+        detections = found.get(frame.index)
+        if detections is None:  # the guided scan: one keyframe at a time, each after the one before
+            detections = state.scan.detect(frame.image, state.known())
+        faces = _faces_in(frame, detections, tracker, config)
         yield from _interpolated(between, state.previous, faces, config)
         yield from faces
         state.previous, between = (frame.index, {f.track_id: f.detection for f in faces}), []

@@ -31,6 +31,9 @@ class DetectOptions:
       the detector in one batched call; None: 8 on a GPU (measured on an H200: MTCNN 1.73 -> 0.80 s for a
       10-s 1080p video), 1 on the CPU, where batching gains nothing and holds more frames in memory.
       ``detect_threads``: torch threads while detecting faces (1; None: unchanged), see pipeline.
+      ``tracked``: at keyframes, look for each face only around its last box (``faces.guided``; the whole
+      frame every ``faces.full_scan_every`` keyframes and when a face is lost); True by default, False
+      scans every keyframe in full.
     - ``batch_size``: crops per embedding forward pass. ``precision``: "auto" (bf16 autocast where the
       CPU/GPU supports it, else fp32), "bf16" or "32"; the sequence head always runs in fp32.
       ``channels_last``: NHWC weights and inputs for the extractor.
@@ -64,6 +67,7 @@ class DetectOptions:
     detect_every: int = 4
     detect_batch: int | None = None
     detect_threads: int | None = 1
+    tracked: bool = True
     keep_embeddings: bool = False
     similarity_frames: int = 64
     thumbnails_per_face: int = 6
@@ -134,6 +138,7 @@ def resolve(options: DetectOptions, config: ModelDirConfig, device: str = "cpu")
             **faces.model_dump(),
             **{k: v for k, v in updates.items() if v is not None},
             "detect_every": options.detect_every,
+            "tracked": options.tracked,
             "detect_batch": options.detect_batch or (GPU_DETECT_BATCH if device.startswith("cuda") else 1),
         }
     )

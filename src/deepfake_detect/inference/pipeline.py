@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from deepfake_detect.faces import FaceDetector, TrackedFace, detect_many, track_faces
+from deepfake_detect.faces.detectors.base import supports_scaled
 from deepfake_detect.inference.engine import Engine
 from deepfake_detect.inference.options import Settings
 from deepfake_detect.inference.results import VideoResult
@@ -72,11 +73,21 @@ class TimedDetector:
     threads (None: unchanged). MTCNN is thousands of small operations per frame: measured on 2 shared
     cores, 2 threads took 1.5 s per 320 px frame against 35 ms with 1 (threads spin while the other core
     is busy), so the default is 1 while the embedding keeps every thread. ``detect_many`` passes batches
-    on to a backend that has it (``faces.detect_many``), so ``faces.detect_batch`` reaches it."""
+    on to a backend that has it (``faces.detect_many``), so ``faces.detect_batch`` reaches it; likewise
+    ``detect_scaled`` (the track-guided keyframe scan, ``faces.guided``), there only if the backend has it."""
+
+    detect_scaled: Callable[[list[np.ndarray], float], list[list[Detection]]]
 
     def __init__(self, detector: FaceDetector, timer: StageTimer, threads: int | None) -> None:
         self.name = detector.name
         self._detector, self._timer, self._threads = detector, timer, threads
+        if supports_scaled(detector):
+            self.detect_scaled = self._scaled
+
+    def _scaled(self, images: list[np.ndarray], min_face_size: float) -> list[list[Detection]]:
+        scaled = self._detector.detect_scaled  # type: ignore[attr-defined]
+        with torch_threads(self._threads):
+            return self._timer.timed("detect", lambda: scaled(images, min_face_size))
 
     def detect(self, image: np.ndarray) -> list[Detection]:
         with torch_threads(self._threads):

@@ -117,6 +117,7 @@ def store_settings(config: Config) -> dict[str, Any]:
     # detect_every=1 is left out so that stores made before the option existed stay valid; detect_batch
     # changes how many frames are detected per call, not the crops
     exclude = {"device", "detect_batch"} | ({"detect_every"} if config.faces.detect_every == 1 else set())
+    exclude |= set() if config.faces.tracked else {"tracked", "full_scan_every"}  # likewise (new keys)
     faces = config.faces.model_dump(mode="json", exclude=exclude)
     return {
         "faces": faces,

@@ -39,6 +39,12 @@ def detect_many(detector: FaceDetector, images: list[np.ndarray]) -> list[list[D
     return [detector.detect(image) for image in images]
 
 
+def supports_scaled(detector: FaceDetector) -> bool:
+    """Whether ``detector`` offers ``detect_scaled(images, min_face_size)`` (faces from a given size on,
+    in images taken as they are): what the track-guided scan needs (MTCNN has it, Haar does not)."""
+    return callable(getattr(detector, "detect_scaled", None))
+
+
 def create_face_detector(config: FaceConfig) -> FaceDetector:
     """Build the backend named by ``config.detector`` (models load lazily, on the first ``detect``)."""
     return FACE_DETECTORS.get(config.detector)(config)

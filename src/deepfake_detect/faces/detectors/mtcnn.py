@@ -69,31 +69,48 @@ class MTCNNDetector:
         MTCNN's time for a 10-s 1080p video from 1.73 to 0.80 s.)"""
         if len({check_rgb_image(image).shape for image in images}) > 1:
             return [self.detect_many([image])[0] for image in images]
-        model = self._load()
         smalls, factors = [], []
         for image in images:
             small, fx, fy = downscale(image, self.detect_max_side)
             smalls.append(np.ascontiguousarray(small))
             factors.append((fx, fy))
         fx, fy = factors[0]
-        model.min_face_size = max(_MTCNN_MIN_WINDOW, round(self.min_face_size / max(fx, fy)))
-        if min(smalls[0].shape[:2]) < model.min_face_size:  # no face fits; MTCNN itself would raise here
-            return [[] for _ in images]
+        return self._run(smalls, max(_MTCNN_MIN_WINDOW, round(self.min_face_size / max(fx, fy))), fx, fy)
+
+    def detect_scaled(self, images: list[np.ndarray], min_face_size: float) -> list[list[Detection]]:
+        """Faces of at least ``min_face_size`` pixels of the images as given (no downscaling; the pyramid
+        starts at that face size), boxes in the images' own pixels; all images must have the same size.
+        Used by the track-guided scan (``faces.guided``) on small regions around known faces."""
+        if len({check_rgb_image(image).shape for image in images}) > 1:
+            raise ValueError("detect_scaled needs images of one size")
+        smalls = [np.ascontiguousarray(image) for image in images]
+        return self._run(smalls, max(_MTCNN_MIN_WINDOW, min_face_size), 1.0, 1.0, min_face_size)
+
+    def _run(
+        self, smalls: list[np.ndarray], window: float, fx: float, fy: float, min_keep: float | None = None
+    ) -> list[list[Detection]]:
+        """MTCNN on same-size ``smalls`` with the pyramid starting at ``window`` px; boxes scaled by (fx, fy)
+        and kept from ``min_keep`` full-resolution px (default: ``min_face_size``)."""
+        model = self._load()
+        model.min_face_size = window
+        if min(smalls[0].shape[:2]) < window:  # no face fits; MTCNN itself would raise here
+            return [[] for _ in smalls]
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             boxes, probs = model.detect(np.stack(smalls) if len(smalls) > 1 else smalls[0])
         if len(smalls) == 1:
             boxes, probs = [boxes], [probs]
-        return [self._kept(b, p, fx, fy) for b, p in zip(boxes, probs, strict=True)]
+        keep = self.min_face_size if min_keep is None else min_keep
+        return [self._kept(b, p, fx, fy, keep) for b, p in zip(boxes, probs, strict=True)]
 
-    def _kept(self, boxes: object, probs: object, fx: float, fy: float) -> list[Detection]:
+    def _kept(self, boxes: object, probs: object, fx: float, fy: float, min_keep: float) -> list[Detection]:
         if boxes is None:
             return []
         # numpy 2: facenet-pytorch returns object arrays
         boxes_f = np.asarray(boxes).astype(float).reshape(-1, 4)  # (N, 4)
         probs_f = np.asarray(probs).astype(float).reshape(-1)  # (N,)
         keep = probs_f >= self.score_threshold
-        return to_detections(boxes_f[keep], probs_f[keep], fx, fy, self.min_face_size)
+        return to_detections(boxes_f[keep], probs_f[keep], fx, fy, min_keep)
 
 
 @FACE_DETECTORS.register("mtcnn")
