@@ -1,6 +1,6 @@
-"""Track-guided keyframe detection (``faces.tracked``, issue 14): ``detect``'s default (every 4th frame,
-tracked) against the previous default (``--detect-every 4 --no-tracked``) on the 1080p 1-face and 3-face
-videos, all in one run.
+"""Track-guided keyframe detection (``faces.tracked``, issue 14): ``detect --tracked`` (every 4th frame,
+tracked) against ``detect``'s default (``--detect-every 4``, full keyframe scans) on the 1080p 1-face and
+3-face videos, all in one run.
 
 Per video: (1) end to end, in-process ``Detector.detect`` with a small extractor (cnn4, as the demo's
 model; the issue measured with it), wall seconds of each side, run alternately (the machine may be loaded),
@@ -23,7 +23,7 @@ from deepfake_detect.inference import DetectOptions, Detector, VideoResult
 from deepfake_detect.video import iter_frames
 
 NAME = "tracked_detect"
-SIDES = {"tracked (default)": True, "untracked (detect_every 4, as before)": False}
+SIDES = {"tracked (--tracked)": True, "untracked (detect_every 4, the default)": False}
 
 
 def end_to_end(

@@ -209,10 +209,8 @@ def test_a_lost_face_makes_that_keyframe_a_full_scan(
 def test_detect_hands_the_guided_scan_through_its_timed_detector(astronaut_rgb: np.ndarray) -> None:
     from deepfake_detect.faces import HaarDetector
     from deepfake_detect.faces.detectors.base import supports_scaled
-    from deepfake_detect.inference.options import DetectOptions
     from deepfake_detect.inference.pipeline import StageTimer, TimedDetector
 
-    assert DetectOptions().tracked is True  # detect's default
     timer = StageTimer()
     timed = TimedDetector(_StubDetector(full=[], local=[Detection(BBox(1, 1, 9, 9), 0.9)]), timer, 1)
     assert supports_scaled(timed)
@@ -221,14 +219,14 @@ def test_detect_hands_the_guided_scan_through_its_timed_detector(astronaut_rgb: 
     assert not supports_scaled(TimedDetector(HaarDetector(), StageTimer(), 1))  # Haar: full scans only
 
 
-def test_detect_resolves_tracked_on_by_default_and_off_when_told(detect_model_dir: Path) -> None:
+def test_detect_resolves_tracked_off_by_default_and_on_when_told(detect_model_dir: Path) -> None:
     from deepfake_detect.inference.options import DetectOptions, resolve
     from deepfake_detect.models.io import read_model_config
 
     config = read_model_config(detect_model_dir)
     assert config.face_config().tracked is False  # the model's (preprocessing's) setting
-    assert resolve(DetectOptions(), config).faces.tracked is True
-    assert resolve(DetectOptions(tracked=False), config).faces.tracked is False
+    assert resolve(DetectOptions(), config).faces.tracked is False
+    assert resolve(DetectOptions(tracked=True), config).faces.tracked is True
 
 
 def test_preprocess_store_settings_name_the_tracked_scan_only_when_it_is_on() -> None:

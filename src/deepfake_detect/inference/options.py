@@ -32,8 +32,9 @@ class DetectOptions:
       10-s 1080p video), 1 on the CPU, where batching gains nothing and holds more frames in memory.
       ``detect_threads``: torch threads while detecting faces (1; None: unchanged), see pipeline.
       ``tracked``: at keyframes, look for each face only around its last box (``faces.guided``; the whole
-      frame every ``faces.full_scan_every`` keyframes and when a face is lost); True by default, False
-      scans every keyframe in full.
+      frame every ``faces.full_scan_every`` keyframes and when a face is lost). False by default: on a
+      3-face 1080p video its boxes agreed with per-frame MTCNN (IoU >= 0.9) on fewer frames than full
+      keyframe scans did (benchmarks/RESULTS.md, tracked_detect), so it is opt-in until it matches them.
     - ``batch_size``: crops per embedding forward pass. ``precision``: "auto" (bf16 autocast where the
       CPU/GPU supports it, else fp32), "bf16" or "32"; the sequence head always runs in fp32.
       ``channels_last``: NHWC weights and inputs for the extractor.
@@ -67,7 +68,7 @@ class DetectOptions:
     detect_every: int = 4
     detect_batch: int | None = None
     detect_threads: int | None = 1
-    tracked: bool = True
+    tracked: bool = False
     keep_embeddings: bool = False
     similarity_frames: int = 64
     thumbnails_per_face: int = 6
