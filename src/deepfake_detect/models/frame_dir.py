@@ -25,8 +25,9 @@ from safetensors.torch import load_file, save_file
 
 from deepfake_detect._version import __version__
 from deepfake_detect.models.backbones import load_state_checked
+from deepfake_detect.models.dir_config import CONFIG_FILE, ModelDirError, model_dir_kind, raw_config
 from deepfake_detect.models.frame import FrameClassifier, create_frame_network
-from deepfake_detect.models.io import CONFIG_FILE, ModelDirError, atomic_write
+from deepfake_detect.models.io import atomic_write
 
 __all__ = [
     "FRAME_FORMAT_VERSION",
@@ -142,36 +143,10 @@ def _write_tensors(target: Path, tensors: dict[str, torch.Tensor]) -> None:
     atomic_write(target, lambda tmp: save_file(tensors, str(tmp), metadata={"format": "pt"}))
 
 
-def _raw_config(path: Path) -> dict[str, Any]:
-    if not (path / CONFIG_FILE).is_file():
-        raise ModelDirError(f"{path} is not a model directory: no {CONFIG_FILE}")
-    try:
-        raw = json.loads((path / CONFIG_FILE).read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ModelDirError(f"{path / CONFIG_FILE} is not valid JSON: {exc}") from None
-    if not isinstance(raw, dict):
-        raise ModelDirError(f"{path / CONFIG_FILE} must hold a JSON object")
-    return raw
-
-
-def model_dir_kind(path: Path | str) -> str:
-    """``"frame"`` or ``"sequence"`` (format-1 directories are sequence models; so is a directory without
-    ``config.json``, whose loader then says what is missing)."""
-    path = Path(path)
-    if not path.is_dir():
-        raise ModelDirError(f"model directory not found: {path}")
-    if not (path / CONFIG_FILE).is_file():
-        return "sequence"
-    kind = _raw_config(path).get("kind", "sequence")
-    if kind not in ("frame", "sequence"):
-        raise ModelDirError(f"{path / CONFIG_FILE}: unknown model kind {kind!r} (expected frame or sequence)")
-    return str(kind)
-
-
 def read_frame_model_config(path: Path | str) -> FrameModelConfig:
     path = Path(path)
     try:
-        config = FrameModelConfig.model_validate(_raw_config(path))
+        config = FrameModelConfig.model_validate(raw_config(path))
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or '(top)'}: {e['msg']}" for e in exc.errors())
         raise ModelDirError(f"{path / CONFIG_FILE} is invalid: {problems}") from None
