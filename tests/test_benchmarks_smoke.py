@@ -58,7 +58,14 @@ def test_detect_vs_naive_quick(bench_cache: Path, tmp_path: Path) -> None:
 @pytest.mark.slow
 @pytest.mark.parametrize(
     "name",
-    ["pipeline_overhead", "memory_vs_length", "train_throughput", "preprocess_scaling", "cluster_overhead"],
+    [
+        "pipeline_overhead",
+        "memory_vs_length",
+        "train_throughput",
+        "preprocess_scaling",
+        "cluster_overhead",
+        "startup",
+    ],
 )
 def test_benchmark_quick(name: str, bench_cache: Path, tmp_path: Path) -> None:
     lines = ratio_lines(run_quick(name, bench_cache, tmp_path))

@@ -17,9 +17,9 @@ PARENT = """
 import json, sys
 from typer.testing import CliRunner
 from deepfake_detect.cli.app import _load_commands, app
-_load_commands()
+_load_commands(["deepfake-detect", "detect"])  # as main() does for `deepfake-detect detect`
 result = CliRunner().invoke(app, ["detect", *sys.argv[1:], "--threads", "1"])
-heavy = sorted(m for m in ("torch", "timm", "torchvision", "facenet_pytorch") if m in sys.modules)
+heavy = sorted(m for m in ("torch", "timm", "torchvision", "facenet_pytorch", "pandas") if m in sys.modules)
 print(json.dumps({"code": result.exit_code, "heavy": heavy, "output": result.output}))
 """
 
