@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 from typer.testing import CliRunner
 
@@ -24,17 +25,22 @@ print(json.dumps({"code": result.exit_code, "heavy": heavy, "output": result.out
 """
 
 
-def test_the_parent_imports_no_torch_and_describes_the_model_as_a_full_load_does(
-    tmp_path: Path, detect_media: dict[str, Path], detect_model_dir: Path
-) -> None:
-    out = tmp_path / "out.json"
-    args = [str(detect_media["face"]), "--model", str(detect_model_dir), "--json", str(out)]
+def run_parent(args: list[str]) -> dict[str, Any]:
+    """``detect ARGS`` in a fresh process; its exit code, the heavy modules it imported and its output."""
     env = {**os.environ, "COLUMNS": "160"}
     done = subprocess.run(
         [sys.executable, "-c", PARENT, *args], env=env, capture_output=True, text=True, timeout=600
     )
-    report = json.loads(done.stdout.strip().splitlines()[-1])
+    report: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
     assert report["code"] == 0, report["output"] + done.stderr
+    return report
+
+
+def test_the_parent_imports_no_torch_and_describes_the_model_as_a_full_load_does(
+    tmp_path: Path, detect_media: dict[str, Path], detect_model_dir: Path
+) -> None:
+    out = tmp_path / "out.json"
+    report = run_parent([str(detect_media["face"]), "--model", str(detect_model_dir), "--json", str(out)])
     assert report["heavy"] == []  # the worker (a spawned process) imported them, not the parent
     document = json.loads(out.read_text())
     assert document["videos"][0]["status"] == "ok"
@@ -43,6 +49,30 @@ def test_the_parent_imports_no_torch_and_describes_the_model_as_a_full_load_does
     expected = Detector.load(detect_model_dir, options=options).model_info()
     assert document["model"] == expected
     assert expected["precision"] in ("32", "bf16") and expected["path"] == str(detect_model_dir)
+
+
+def test_a_frame_model_is_described_from_its_config_too(
+    tmp_path: Path, detect_media: dict[str, Path]
+) -> None:
+    import timm
+    import torch
+
+    from deepfake_detect.models.importers import import_model
+
+    torch.manual_seed(0)
+    torch.save({"state_dict": timm.create_model("resnet18", num_classes=1).state_dict()}, tmp_path / "r.pth")
+    (tmp_path / "recipe.yaml").write_text(
+        "arch: resnet18\nnum_outputs: 1\noutput: sigmoid\n"
+        "recipe: {frames: 4, crop: {rule: margin-resize, size: 64}, aggregation: mean}\n"
+    )
+    model = import_model("timm-frame", [tmp_path / "r.pth"], tmp_path / "m", recipe=tmp_path / "recipe.yaml")
+    out = tmp_path / "out.json"
+    report = run_parent([str(detect_media["face"]), "--model", str(model), "--json", str(out)])
+    assert report["heavy"] == []
+    document = json.loads(out.read_text())
+    assert document["videos"][0]["status"] == "ok", document["videos"][0]["error"]
+    expected = Detector.load(model, options=DetectOptions(max_frames=300, detect_every=4)).model_info()
+    assert document["model"] == expected and expected["kind"] == "frame"
 
 
 def test_a_model_that_only_the_workers_fail_to_load_is_a_usage_error(

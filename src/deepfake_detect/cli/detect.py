@@ -183,19 +183,19 @@ def _load_detector(
 ) -> Detector | WorkerDetector:
     """The model given, else the demo's last one; every problem is a usage error (exit 2).
 
-    A sequence model run with the torch engine on local workers is only described here, from its
+    A model run with the torch engine on local workers is only described here, from its
     ``config.json``: the workers import torch and load the weights (``inference.remote``).
     """
     from deepfake_detect.inference.last_model import last_model_path
     from deepfake_detect.inference.remote import WorkerDetector
-    from deepfake_detect.models.dir_config import ModelDirError, model_dir_kind
+    from deepfake_detect.models.dir_config import ModelDirError
     from deepfake_detect.registry import UnknownNameError
 
     model_dir = model or last_model_path()
     if model_dir is None:
         fail(NO_MODEL_MESSAGE, code=2)
     try:
-        if engine == "torch" and not in_parent and model_dir_kind(model_dir) == "sequence":
+        if engine == "torch" and not in_parent:
             return WorkerDetector.open(model_dir, device=device, options=options)
         from deepfake_detect.inference.detector import Detector
 

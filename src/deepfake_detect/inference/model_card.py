@@ -8,8 +8,9 @@ from typing import Any
 from deepfake_detect.inference.options import DetectOptions, Settings
 from deepfake_detect.models.cards import card_warnings
 from deepfake_detect.models.dir_config import ModelDirConfig, model_dir_kind, read_model_config
+from deepfake_detect.models.frame_config import FrameModelConfig, read_frame_model_config
 
-__all__ = ["describe_model_dir", "sequence_card", "sequence_model_info"]
+__all__ = ["describe_model_dir", "frame_model_info", "sequence_card", "sequence_model_info"]
 
 
 def sequence_card(card: dict[str, Any], format_version: int, backbone: str) -> dict[str, Any]:
@@ -57,12 +58,34 @@ def sequence_model_info(
     }
 
 
+def frame_model_info(
+    config: FrameModelConfig, options: DetectOptions, *, path: Path | None, device: str
+) -> dict[str, Any]:
+    """The ``model`` object of the detect JSON for a frame model (fp32, the torch engine)."""
+    card = dict(config.card)
+    return {
+        "path": str(path) if path is not None else None,
+        "kind": "frame",
+        "engine": "torch",
+        "device": device,
+        "precision": "32",
+        "family": card.get("family"),
+        "architecture": config.network.arch,
+        "members": len(config.members),
+        "threshold": options.threshold if options.threshold is not None else config.threshold,
+        "aggregation": config.recipe.aggregation,
+        "recipe": config.recipe.model_dump(mode="json"),
+        "card": card,
+        "warnings": [str(w) for w in card.get("warnings", [])],
+        "created": config.created,
+        "package_version": config.package_version,
+    }
+
+
 def describe_model_dir(path: Path | str) -> dict[str, Any]:
     """``{"path", "kind", "format_version", "card", "warnings", ...}`` of a model directory."""
     path = Path(path)
     if model_dir_kind(path) == "frame":
-        from deepfake_detect.models.frame_dir import read_frame_model_config
-
         frame = read_frame_model_config(path)
         card = dict(frame.card)
         return {

@@ -1,9 +1,9 @@
-"""A :class:`WorkerDetector`: ``detect_many`` for a sequence model that this process never loads.
+"""A :class:`WorkerDetector`: ``detect_many`` for a model that this process never loads.
 
 ``detect``'s parent only hands files to isolated workers, so it reads ``config.json`` (no torch, no
 weights) and the workers import torch and load the model once each. Its ``model_info()`` is the same
-object as ``Detector.model_info()``; the engine's precision comes from the first worker ready (it
-depends on the CPU or GPU and on the warm-up), else from a full load here.
+object as ``Detector.model_info()``; a sequence model's precision comes from the first worker ready (it
+depends on the CPU or GPU and on the warm-up), else from a full load here; frame models run in fp32.
 """
 
 from __future__ import annotations
@@ -12,25 +12,33 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from deepfake_detect.inference.model_card import sequence_model_info
-from deepfake_detect.inference.options import DetectOptions, resolve
+from deepfake_detect.inference.model_card import frame_model_info, sequence_model_info
+from deepfake_detect.inference.options import DetectOptions, Settings, resolve
 from deepfake_detect.inference.results import VideoResult
 from deepfake_detect.inference.workers import DEFAULT_TIMEOUT_S, run_in_workers, worker_spec
-from deepfake_detect.models.dir_config import ModelDirConfig, read_model_config
+from deepfake_detect.models.dir_config import ModelDirConfig, model_dir_kind, read_model_config
+from deepfake_detect.models.frame_config import FrameModelConfig, read_frame_model_config
 
 __all__ = ["WorkerDetector"]
 
 
 class WorkerDetector:
-    """A sequence model directory run with the torch engine in worker processes only."""
+    """A model directory (sequence or frame) run with the torch engine in worker processes only."""
 
     def __init__(
-        self, model_dir: Path | str, config: ModelDirConfig, options: DetectOptions, *, device: str = "cpu"
+        self,
+        model_dir: Path | str,
+        config: ModelDirConfig | FrameModelConfig,
+        options: DetectOptions,
+        *,
+        device: str = "cpu",
     ) -> None:
         self.model_dir = Path(model_dir)
         self.config = config
         self.options = options
-        self.settings = resolve(options, config, device)
+        self.settings: Settings | None = (
+            resolve(options, config, device) if isinstance(config, ModelDirConfig) else None
+        )
         self.engine_name = "torch"
         self.device = device
         self.precision: str | None = None  # set by the first worker ready
@@ -42,7 +50,9 @@ class WorkerDetector:
         """Read and check ``config.json`` (``ModelDirError``; ``ValueError`` for options that do not fit)."""
         options = options or DetectOptions()
         options.validate()
-        return cls(model_dir, read_model_config(model_dir), options, device=device)
+        frame = model_dir_kind(model_dir) == "frame"
+        config = read_frame_model_config(model_dir) if frame else read_model_config(model_dir)
+        return cls(model_dir, config, options, device=device)
 
     def detect_many(
         self,
@@ -65,6 +75,9 @@ class WorkerDetector:
 
     def model_info(self) -> dict[str, Any]:
         """The ``model`` object of the detect JSON, identical to ``Detector.model_info()``."""
+        if isinstance(self.config, FrameModelConfig):
+            return frame_model_info(self.config, self.options, path=self.model_dir, device=self.device)
+        assert self.settings is not None  # resolved for every sequence model
         if self.precision is None:  # no local worker has started (e.g. a cluster): load the model here
             from deepfake_detect.inference.detector import Detector
 
