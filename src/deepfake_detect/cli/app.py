@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import sys
 
 import typer
 
@@ -38,9 +39,21 @@ COMMAND_MODULES: tuple[str, ...] = (
 )
 
 
-def _load_commands() -> None:
+def _load_commands(argv: list[str] | None = None) -> None:
+    """Import the command modules; only the one named ``argv[1]`` when it registers that command, so
+    that ``deepfake-detect detect`` does not import what ``train`` or ``synth`` need (pandas, ...)."""
+    wanted = argv[1] if argv is not None and len(argv) > 1 else None
+    if wanted in COMMAND_MODULES:
+        importlib.import_module(f"deepfake_detect.cli.{wanted}")
+        if wanted in _registered_names():
+            return
     for name in COMMAND_MODULES:
         importlib.import_module(f"deepfake_detect.cli.{name}")
+
+
+def _registered_names() -> set[str]:
+    commands = {c.name for c in app.registered_commands} | {g.name for g in app.registered_groups}
+    return {name for name in commands if name}
 
 
 def _runtime_defaults() -> None:
@@ -58,7 +71,7 @@ def _runtime_defaults() -> None:
 def main() -> None:
     """Console-script entry point."""
     _runtime_defaults()
-    _load_commands()
+    _load_commands(sys.argv)
     app()
 
 

@@ -11,6 +11,7 @@ from deepfake_detect.cli.common import err_console, make_progress
 
 if TYPE_CHECKING:
     from deepfake_detect.inference import Detector
+    from deepfake_detect.inference.remote import WorkerDetector
 
 
 @dataclass(frozen=True)
@@ -24,7 +25,9 @@ class BatchSettings:
     cluster: str | None
 
 
-def run_jsonl(detector: Detector, videos: list[Path], out: Path, settings: BatchSettings) -> int:
+def run_jsonl(
+    detector: Detector | WorkerDetector, videos: list[Path], out: Path, settings: BatchSettings
+) -> int:
     """Append a line per video not yet in ``out``; returns the exit code over every video asked for."""
     from deepfake_detect.inference import ANSWERED_STATUSES
     from deepfake_detect.inference.jsonl import jsonl_writer, read_jsonl

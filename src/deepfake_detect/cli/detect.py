@@ -14,7 +14,7 @@ import json
 import sys
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 from rich.table import Table
@@ -33,6 +33,8 @@ from deepfake_detect.cli.common import (
 
 if TYPE_CHECKING:
     from deepfake_detect.inference import DetectOptions, Detector, VideoResult
+    from deepfake_detect.inference.remote import WorkerDetector
+    from deepfake_detect.isolation import IsolationError
 
 VIDEO_SUFFIXES = frozenset(
     {".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".mpg", ".mpeg", ".wmv", ".flv", ".3gp", ".ts", ".mts"}
@@ -169,14 +171,14 @@ def detect(
         detect_every=detect_every,
         tracked=tracked,
     )
-    detector = _load_detector(model, engine, device, options)
+    detector = _load_detector(model, engine, device, options, in_parent=cluster is not None)
     settings = BatchSettings(workers, timeout, memory_mb or None, threads, cluster)
     try:
         if jsonl is not None:
             raise typer.Exit(run_jsonl(detector, videos, jsonl, settings))
         results = _run(detector, videos, settings)
     except IsolationError as exc:
-        fail(f"the worker processes could not run: {exc}")
+        _fail_workers(exc)
     except (ClusterError, JsonlError) as exc:
         fail(str(exc))
     except KeyboardInterrupt:
@@ -185,23 +187,37 @@ def detect(
     raise typer.Exit(0 if all(r.answered for r in results) else 1)
 
 
-def _load_detector(model: Path | None, engine: str, device: str, options: DetectOptions) -> Detector:
-    """The model given, else the demo's last one; every problem is a usage error (exit 2)."""
-    from deepfake_detect.inference import Detector, last_model_path
-    from deepfake_detect.models.io import ModelDirError
+def _load_detector(
+    model: Path | None, engine: str, device: str, options: DetectOptions, *, in_parent: bool
+) -> Detector | WorkerDetector:
+    """The model given, else the demo's last one; every problem is a usage error (exit 2).
+
+    A model run with the torch engine on local workers is only described here, from its
+    ``config.json``: the workers import torch and load the weights (``inference.remote``).
+    """
+    from deepfake_detect.inference.last_model import last_model_path
+    from deepfake_detect.inference.remote import WorkerDetector
+    from deepfake_detect.models.dir_config import ModelDirError
     from deepfake_detect.registry import UnknownNameError
 
     model_dir = model or last_model_path()
     if model_dir is None:
         fail(NO_MODEL_MESSAGE, code=2)
     try:
+        if engine == "torch" and not in_parent:
+            return WorkerDetector.open(model_dir, device=device, options=options)
+        from deepfake_detect.inference.detector import Detector
+
         return Detector.load(model_dir, engine=engine, device=device, options=options)
     except (ModelDirError, UnknownNameError, ValueError) as exc:
         fail(str(exc), code=2)
 
 
 def _write_outputs(
-    detector: Detector, results: list[VideoResult], json_out: Path | None, report: Path | None
+    detector: Detector | WorkerDetector,
+    results: list[VideoResult],
+    json_out: Path | None,
+    report: Path | None,
 ) -> None:
     """The table (stdout, or stderr when the JSON goes to stdout), the JSON document, the HTML report."""
     _print_table(results, to_stderr=json_out == Path("-"))
@@ -217,6 +233,16 @@ def _write_outputs(
         err_console.print(f"report: {page}")
 
 
+def _fail_workers(exc: IsolationError) -> NoReturn:
+    """A model that only its workers load and that does not load is a usage error (exit 2)."""
+    from deepfake_detect.inference.workers import model_load_error
+
+    sentence = model_load_error(exc.failure)
+    if sentence is not None:
+        fail(sentence, code=2)
+    fail(f"the worker processes could not run: {exc}")
+
+
 def _check_cluster(cluster: str | None) -> None:
     from deepfake_detect.cluster import ClusterError, parse_cluster_address
 
@@ -227,7 +253,9 @@ def _check_cluster(cluster: str | None) -> None:
         fail(str(exc), code=2)
 
 
-def _run(detector: Detector, videos: list[Path], settings: BatchSettings) -> list[VideoResult]:
+def _run(
+    detector: Detector | WorkerDetector, videos: list[Path], settings: BatchSettings
+) -> list[VideoResult]:
     """detect_many with a progress bar (videos done, the file(s) in progress, the last verdict); results
     in the order of ``videos``. Workers take files first in, first out, so the oldest ``workers`` files
     handed out and not finished are the ones being analysed (on a cluster: roughly)."""

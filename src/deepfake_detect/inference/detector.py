@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import logging
-import os
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -14,18 +12,35 @@ import numpy as np
 
 from deepfake_detect.faces import FaceDetector, create_face_detector
 from deepfake_detect.inference.engine import Engine, create_engine
-from deepfake_detect.inference.model_card import sequence_card
+from deepfake_detect.inference.model_card import sequence_model_info
 from deepfake_detect.inference.options import DetectOptions, resolve
 from deepfake_detect.inference.pipeline import analyze_video, failure_result
 from deepfake_detect.inference.results import VideoResult
-from deepfake_detect.isolation import IsolatedPool, WorkerFailure
-from deepfake_detect.models.frame_dir import model_dir_kind
+from deepfake_detect.inference.workers import (
+    DEFAULT_TIMEOUT_S,
+    WorkerSpec,
+    detect_in_worker,
+    init_worker,
+    run_in_workers,
+    worker_detector,
+    worker_failure_result,
+    worker_spec,
+)
+from deepfake_detect.models.dir_config import model_dir_kind
 from deepfake_detect.types import VideoStatus
 from deepfake_detect.video import VideoError
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_TIMEOUT_S = 600.0
+__all__ = [
+    "DEFAULT_TIMEOUT_S",
+    "Detector",
+    "WorkerSpec",
+    "detect_in_worker",
+    "init_worker",
+    "worker_detector",
+    "worker_failure_result",
+]
 
 
 class Detector:
@@ -109,35 +124,15 @@ class Detector:
 
     def model_info(self) -> dict[str, Any]:
         """The model and the settings in use (the ``model`` object of the detect JSON)."""
-        config, settings = self.engine.config, self.settings
-        card = sequence_card(config.card, config.format_version, config.backbone)
-        return {
-            "path": str(self.model_dir) if self.model_dir is not None else None,
-            "engine": self.engine_name,
-            "device": self.device,
-            "precision": getattr(self.engine, "precision", None),
-            "backbone": config.backbone,
-            "embed_dim": config.embed_dim,
-            "input_size": config.input_size,
-            "head": config.head,
-            "head_kwargs": dict(config.head_kwargs),
-            "threshold": settings.threshold,
-            "temperature": config.temperature,
-            "aggregation": settings.aggregation,
-            "frame_stride": settings.frame_stride,
-            "clip_len": settings.clip_len,
-            "min_clip_len": settings.min_clip_len,
-            "timeline_window": settings.timeline_window,
-            "timeline_hop": settings.timeline_hop,
-            "max_frames": self.options.max_frames,
-            "face_detector": settings.faces.detector,
-            "faces": settings.faces.model_dump(mode="json"),
-            "created": config.created,
-            "package_version": config.package_version,
-            "kind": "sequence",
-            "card": card,
-            "warnings": card["warnings"],
-        }
+        return sequence_model_info(
+            self.engine.config,
+            self.settings,
+            self.options,
+            path=self.model_dir,
+            engine=self.engine_name,
+            device=self.device,
+            precision=getattr(self.engine, "precision", None),
+        )
 
     def detect_many(
         self,
@@ -166,113 +161,7 @@ class Detector:
             raise ValueError(
                 "detect_many needs a Detector made with Detector.load (workers reload the model)"
             )
-        spec = WorkerSpec(
-            str(self.model_dir.absolute()),
-            self.engine_name,
-            self.device,
-            self.options,
-            threads=threads or max(1, (os.cpu_count() or 1) // _local_workers(workers, cluster)),
+        spec = worker_spec(
+            self.model_dir, self.engine_name, self.device, self.options, threads, workers, cluster
         )
-        for item, outcome in _outcomes(
-            spec, task or detect_in_worker, paths, workers, timeout_s, memory_mb, cluster
-        ):
-            if isinstance(outcome, WorkerFailure):
-                logger.warning("%s: worker failed (%s: %s)", item, outcome.kind, outcome.message)
-                yield worker_failure_result(item, outcome)
-            else:
-                yield outcome
-
-
-def _local_workers(workers: int, cluster: str | None) -> int:
-    """Worker processes sharing this machine's cores (a remote cluster's workers: one thread each)."""
-    if cluster is None:
-        return workers
-    from deepfake_detect.cluster import parse_cluster_address
-
-    local = parse_cluster_address(cluster).local_workers
-    return local if local is not None else os.cpu_count() or 1
-
-
-def _outcomes(
-    spec: WorkerSpec,
-    task: Callable[[str], VideoResult],
-    paths: Iterable[Path | str],
-    workers: int,
-    timeout_s: float | None,
-    memory_mb: int | None,
-    cluster: str | None,
-) -> Iterator[tuple[str, VideoResult | WorkerFailure]]:
-    if cluster is not None:
-        from deepfake_detect.cluster import PoolSpec, map_isolated
-
-        pool_spec = PoolSpec(init_worker, (spec,), timeout_s, memory_mb)
-        resources = {"GPU": 1.0} if spec.device.startswith("cuda") else None  # one video per GPU at a time
-        paths_text = (str(p) for p in paths)
-        yield from map_isolated(
-            cluster, task, paths_text, pool_spec, key=lambda p: Path(p).name, resources=resources
-        )
-        return
-    pool = IsolatedPool(
-        workers, initializer=init_worker, initargs=(spec,), timeout_s=timeout_s, memory_mb=memory_mb
-    )
-    with pool:
-        yield from pool.imap_unordered(task, (str(p) for p in paths))
-
-
-@dataclass(frozen=True)
-class WorkerSpec:
-    """What a worker process needs to rebuild the Detector (picklable)."""
-
-    model_dir: str
-    engine: str
-    device: str
-    options: DetectOptions
-    threads: int
-
-
-_WORKER: dict[str, Detector] = {}  # the Detector of this worker process
-
-
-def init_worker(spec: WorkerSpec) -> None:
-    """IsolatedPool initializer: limit threads and load the Detector once for this process."""
-    import cv2
-    import torch
-
-    torch.set_num_threads(spec.threads)
-    cv2.setNumThreads(1)
-    detector = Detector.load(spec.model_dir, engine=spec.engine, device=spec.device, options=spec.options)
-    detector.warm_up()
-    _WORKER["detector"] = detector
-
-
-def worker_detector() -> Detector:
-    """The Detector loaded by :func:`init_worker` in this worker process."""
-    try:
-        return _WORKER["detector"]
-    except KeyError:
-        raise RuntimeError("no Detector in this process: init_worker has not run") from None
-
-
-def detect_in_worker(path: str) -> VideoResult:
-    """The default per-file task of :meth:`Detector.detect_many`."""
-    return worker_detector().detect(path)
-
-
-def worker_failure_result(path: str, failure: WorkerFailure) -> VideoResult:
-    """The result for a file whose worker died, hung or blew its memory limit."""
-    if failure.kind == "timeout" or "memory" in failure.message.lower():
-        return VideoResult.failed(
-            path,
-            VideoStatus.TOO_LARGE,
-            f"processing exceeded the worker's limits ({failure.message}); the video is too long or too "
-            "large for them (raise --timeout or --memory-mb)",
-        )
-    if failure.kind == "crash":
-        return VideoResult.failed(
-            path,
-            VideoStatus.UNDECODABLE,
-            f"the decoder crashed on this file ({failure.message}); it is probably corrupt",
-        )
-    return VideoResult.failed(
-        path, VideoStatus.UNDECODABLE, f"analysing the video failed ({failure.message})"
-    )
+        yield from run_in_workers(spec, task, paths, workers, timeout_s, memory_mb, cluster)

@@ -16,6 +16,7 @@ import numpy as np
 from deepfake_detect.faces.recipe_detector import RecipeMTCNN
 from deepfake_detect.inference.detector import Detector
 from deepfake_detect.inference.frame_pipeline import analyze_frame_video
+from deepfake_detect.inference.model_card import frame_model_info
 from deepfake_detect.inference.options import DetectOptions
 from deepfake_detect.inference.pipeline import failure_result
 from deepfake_detect.inference.results import VideoResult
@@ -91,22 +92,4 @@ class FrameDetector(Detector):
         self.recipe_detector.detect(np.zeros((64, 64, 3), dtype=np.uint8))
 
     def model_info(self) -> dict[str, Any]:
-        config = self.model.config
-        card = dict(config.card)
-        return {
-            "path": str(self.model_dir) if self.model_dir is not None else None,
-            "kind": "frame",
-            "engine": self.engine_name,
-            "device": self.device,
-            "precision": "32",
-            "family": card.get("family"),
-            "architecture": config.network.arch,
-            "members": len(config.members),
-            "threshold": self.threshold,
-            "aggregation": config.recipe.aggregation,
-            "recipe": config.recipe.model_dump(mode="json"),
-            "card": card,
-            "warnings": [str(w) for w in card.get("warnings", [])],
-            "created": config.created,
-            "package_version": config.package_version,
-        }
+        return frame_model_info(self.model.config, self.options, path=self.model_dir, device=self.device)

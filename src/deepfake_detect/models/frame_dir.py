@@ -15,18 +15,25 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from safetensors.torch import load_file, save_file
 
-from deepfake_detect._version import __version__
 from deepfake_detect.models.backbones import load_state_checked
+from deepfake_detect.models.dir_config import CONFIG_FILE, ModelDirError, model_dir_kind
 from deepfake_detect.models.frame import FrameClassifier, create_frame_network
-from deepfake_detect.models.io import CONFIG_FILE, ModelDirError, atomic_write
+from deepfake_detect.models.frame_config import (
+    FRAME_FORMAT_VERSION,
+    CropRecipe,
+    DetectorRecipe,
+    FrameMember,
+    FrameModelConfig,
+    FrameRecipe,
+    NetworkSpec,
+    read_frame_model_config,
+)
+from deepfake_detect.models.io import atomic_write
 
 __all__ = [
     "FRAME_FORMAT_VERSION",
@@ -44,73 +51,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-
-FRAME_FORMAT_VERSION: Literal[2] = 2
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class DetectorRecipe(_Strict):
-    """Face detection as the recipe does it: MTCNN on the frame resized by ``scale`` (PIL, as published)."""
-
-    name: Literal["mtcnn"] = "mtcnn"
-    scale: float = Field(default=0.5, gt=0.0, le=1.0)
-    thresholds: tuple[float, float, float] = (0.7, 0.8, 0.8)
-    min_face_size: int = Field(default=20, ge=1, description="MTCNN's min_face_size on the resized frame")
-    note: str | None = Field(default=None, description="how this differs from the publisher's detector")
-
-
-class CropRecipe(_Strict):
-    """A crop rule of ``faces.crop_rules.CROP_RULES`` and its output size."""
-
-    rule: str = "isotropic-pad"
-    size: int = Field(default=380, ge=8)
-
-
-class FrameRecipe(_Strict):
-    """Everything between a video file and P(fake) for a frame model."""
-
-    frames: int = Field(default=32, ge=1, description="frames evenly spaced over the video (linspace)")
-    detector: DetectorRecipe = Field(default_factory=DetectorRecipe)
-    crop: CropRecipe = Field(default_factory=CropRecipe)
-    mean: tuple[float, float, float] | None = (0.485, 0.456, 0.406)
-    std: tuple[float, float, float] | None = (0.229, 0.224, 0.225)
-    min_face_area_ratio: float | None = Field(
-        default=None,
-        ge=0.0,
-        le=1.0,
-        description="drop faces with a box area below this share of the largest",
-    )
-    max_crops: int | None = Field(default=None, ge=1, description="at most this many crops per video")
-    aggregation: str = "confident"
-    aggregation_kwargs: dict[str, Any] = Field(default_factory=dict)
-
-
-class NetworkSpec(_Strict):
-    builder: str
-    arch: str
-    num_outputs: int = Field(ge=1)
-    output: str = "sigmoid"
-
-
-class FrameMember(_Strict):
-    file: str
-    source: str
-    sha256: str
-
-
-class FrameModelConfig(_Strict):
-    format_version: Literal[2] = FRAME_FORMAT_VERSION
-    kind: Literal["frame"] = "frame"
-    package_version: str = __version__
-    created: str = Field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
-    network: NetworkSpec
-    members: list[FrameMember] = Field(min_length=1)
-    recipe: FrameRecipe
-    threshold: float = Field(default=0.5, gt=0.0, lt=1.0)
-    card: dict[str, Any] = Field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -140,45 +80,6 @@ def save_frame_model_dir(
 
 def _write_tensors(target: Path, tensors: dict[str, torch.Tensor]) -> None:
     atomic_write(target, lambda tmp: save_file(tensors, str(tmp), metadata={"format": "pt"}))
-
-
-def _raw_config(path: Path) -> dict[str, Any]:
-    if not (path / CONFIG_FILE).is_file():
-        raise ModelDirError(f"{path} is not a model directory: no {CONFIG_FILE}")
-    try:
-        raw = json.loads((path / CONFIG_FILE).read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ModelDirError(f"{path / CONFIG_FILE} is not valid JSON: {exc}") from None
-    if not isinstance(raw, dict):
-        raise ModelDirError(f"{path / CONFIG_FILE} must hold a JSON object")
-    return raw
-
-
-def model_dir_kind(path: Path | str) -> str:
-    """``"frame"`` or ``"sequence"`` (format-1 directories are sequence models; so is a directory without
-    ``config.json``, whose loader then says what is missing)."""
-    path = Path(path)
-    if not path.is_dir():
-        raise ModelDirError(f"model directory not found: {path}")
-    if not (path / CONFIG_FILE).is_file():
-        return "sequence"
-    kind = _raw_config(path).get("kind", "sequence")
-    if kind not in ("frame", "sequence"):
-        raise ModelDirError(f"{path / CONFIG_FILE}: unknown model kind {kind!r} (expected frame or sequence)")
-    return str(kind)
-
-
-def read_frame_model_config(path: Path | str) -> FrameModelConfig:
-    path = Path(path)
-    try:
-        config = FrameModelConfig.model_validate(_raw_config(path))
-    except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or '(top)'}: {e['msg']}" for e in exc.errors())
-        raise ModelDirError(f"{path / CONFIG_FILE} is invalid: {problems}") from None
-    missing = [m.file for m in config.members if not (path / m.file).is_file()]
-    if missing:
-        raise ModelDirError(f"{path} is not a complete model directory: missing {', '.join(missing)}")
-    return config
 
 
 def load_frame_model_dir(path: Path | str, device: str | torch.device = "cpu") -> LoadedFrameModel:

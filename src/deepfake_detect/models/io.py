@@ -20,18 +20,25 @@ import os
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ValidationError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from deepfake_detect._version import __version__
 from deepfake_detect.config import ClipConfig, FaceConfig
 from deepfake_detect.models.backbones import WeightsError, load_state_checked, load_weights, read_state_dict
+from deepfake_detect.models.dir_config import (
+    CONFIG_FILE,
+    EXTRACTOR_FILE,
+    FORMAT_VERSION,
+    HEAD_FILE,
+    ModelDirConfig,
+    ModelDirError,
+    read_model_config,
+)
 from deepfake_detect.models.extractor import FeatureExtractor
 from deepfake_detect.models.heads import SEQUENCE_HEADS, SequenceHead, create_head
 
@@ -55,57 +62,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-
-FORMAT_VERSION = 2
-CONFIG_FILE = "config.json"
-EXTRACTOR_FILE = "extractor.safetensors"
-HEAD_FILE = "head.safetensors"
-
-
-class ModelDirError(ValueError):
-    """A model directory that is missing, incomplete, or whose config cannot be used."""
-
-
-class ModelDirConfig(BaseModel):
-    """Everything needed to rebuild and feed a saved model (``config.json``)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    format_version: int = Field(default=FORMAT_VERSION, ge=1)
-    kind: Literal["sequence"] = "sequence"
-    package_version: str = __version__
-    backbone: str
-    embed_dim: int = Field(ge=1)
-    input_size: int = Field(ge=1)
-    mean: tuple[float, float, float]
-    std: tuple[float, float, float]
-    head: str
-    head_kwargs: dict[str, Any] = Field(default_factory=dict)
-    threshold: float = Field(
-        default=0.5, gt=0.0, lt=1.0, description="probability at or above which a video is fake"
-    )
-    temperature: float = Field(
-        default=1.0,
-        gt=0.0,
-        description="temperature scaling: the reported probability is sigmoid(logit / temperature); "
-        "fitted on validation clips, 1 = uncalibrated; the threshold applies to the calibrated probability",
-    )
-    faces: dict[str, Any] = Field(description="the FaceConfig the training clips were made with")
-    clips: dict[str, Any] = Field(description="the ClipConfig the training clips were made with")
-    created: str = Field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
-    extra: dict[str, Any] = Field(default_factory=dict)
-    card: dict[str, Any] = Field(
-        default_factory=dict, description="where the model came from (training data, warnings, ...)"
-    )
-    frame_extractor: dict[str, Any] | None = Field(
-        default=None, description="the extractor is a frozen imported frame model (models.frame_extractor)"
-    )
-
-    def face_config(self) -> FaceConfig:
-        return FaceConfig.model_validate(self.faces)
-
-    def clip_config(self) -> ClipConfig:
-        return ClipConfig.model_validate(self.clips)
 
 
 @dataclass(frozen=True)
@@ -191,43 +147,6 @@ def save_model_dir(
     atomic_write(path / CONFIG_FILE, lambda tmp: _write_text(tmp, text))
     logger.info("saved model (%s + %s) to %s", config.backbone, config.head, path)
     return path
-
-
-def _declares_frame_kind(config_file: Path) -> bool:
-    try:
-        raw = json.loads(config_file.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return False
-    return isinstance(raw, dict) and raw.get("kind") == "frame"
-
-
-def read_model_config(path: Path | str) -> ModelDirConfig:
-    """Read and validate ``config.json`` of a model directory (checks that all three files exist)."""
-    path = Path(path)
-    if not path.is_dir():
-        raise ModelDirError(f"model directory not found: {path}")
-    if _declares_frame_kind(path / CONFIG_FILE):
-        raise ModelDirError(f"{path} holds a frame model (an imported detector); this needs a sequence model")
-    missing = [name for name in (CONFIG_FILE, EXTRACTOR_FILE, HEAD_FILE) if not (path / name).is_file()]
-    if missing:
-        raise ModelDirError(f"{path} is not a complete model directory: missing {', '.join(missing)}")
-    try:
-        raw = json.loads((path / CONFIG_FILE).read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ModelDirError(f"{path / CONFIG_FILE} is not valid JSON: {exc}") from None
-    if not isinstance(raw, dict):
-        raise ModelDirError(f"{path / CONFIG_FILE} must hold a JSON object")
-    version = raw.get("format_version")
-    if isinstance(version, int) and version > FORMAT_VERSION:
-        raise ModelDirError(
-            f"{path} uses model format {version}; this deepfake-detect ({__version__}) reads up to "
-            f"{FORMAT_VERSION}: upgrade the package"
-        )
-    try:
-        return ModelDirConfig.model_validate(raw)
-    except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or '(top)'}: {e['msg']}" for e in exc.errors())
-        raise ModelDirError(f"{path / CONFIG_FILE} is invalid: {problems}") from None
 
 
 def _load_safetensors(module: nn.Module, file: Path) -> None:

@@ -1,0 +1,97 @@
+"""A :class:`WorkerDetector`: ``detect_many`` for a model that this process never loads.
+
+``detect``'s parent only hands files to isolated workers, so it reads ``config.json`` (no torch, no
+weights) and the workers import torch and load the model once each. Its ``model_info()`` is the same
+object as ``Detector.model_info()``; a sequence model's precision comes from the first worker ready (it
+depends on the CPU or GPU and on the warm-up), else from a full load here; frame models run in fp32.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+from deepfake_detect.inference.model_card import frame_model_info, sequence_model_info
+from deepfake_detect.inference.options import DetectOptions, Settings, resolve
+from deepfake_detect.inference.results import VideoResult
+from deepfake_detect.inference.workers import DEFAULT_TIMEOUT_S, run_in_workers, worker_spec
+from deepfake_detect.models.dir_config import ModelDirConfig, model_dir_kind, read_model_config
+from deepfake_detect.models.frame_config import FrameModelConfig, read_frame_model_config
+
+__all__ = ["WorkerDetector"]
+
+
+class WorkerDetector:
+    """A model directory (sequence or frame) run with the torch engine in worker processes only."""
+
+    def __init__(
+        self,
+        model_dir: Path | str,
+        config: ModelDirConfig | FrameModelConfig,
+        options: DetectOptions,
+        *,
+        device: str = "cpu",
+    ) -> None:
+        self.model_dir = Path(model_dir)
+        self.config = config
+        self.options = options
+        self.settings: Settings | None = (
+            resolve(options, config, device) if isinstance(config, ModelDirConfig) else None
+        )
+        self.engine_name = "torch"
+        self.device = device
+        self.precision: str | None = None  # set by the first worker ready
+
+    @classmethod
+    def open(
+        cls, model_dir: Path | str, *, device: str = "cpu", options: DetectOptions | None = None
+    ) -> WorkerDetector:
+        """Read and check ``config.json`` (``ModelDirError``; ``ValueError`` for options that do not fit)."""
+        options = options or DetectOptions()
+        options.validate()
+        frame = model_dir_kind(model_dir) == "frame"
+        config = read_frame_model_config(model_dir) if frame else read_model_config(model_dir)
+        return cls(model_dir, config, options, device=device)
+
+    def detect_many(
+        self,
+        paths: Iterable[Path | str],
+        workers: int = 1,
+        timeout_s: float | None = DEFAULT_TIMEOUT_S,
+        memory_mb: int | None = None,
+        *,
+        threads: int | None = None,
+        task: Callable[[str], VideoResult] | None = None,
+        cluster: str | None = None,
+    ) -> Iterator[VideoResult]:
+        """As :meth:`Detector.detect_many` (``isolation.IsolationError`` when the model does not load)."""
+        spec = worker_spec(
+            self.model_dir, self.engine_name, self.device, self.options, threads, workers, cluster
+        )
+        yield from run_in_workers(
+            spec, task, paths, workers, timeout_s, memory_mb, cluster, on_precision=self._set_precision
+        )
+
+    def model_info(self) -> dict[str, Any]:
+        """The ``model`` object of the detect JSON, identical to ``Detector.model_info()``."""
+        if isinstance(self.config, FrameModelConfig):
+            return frame_model_info(self.config, self.options, path=self.model_dir, device=self.device)
+        assert self.settings is not None  # resolved for every sequence model
+        if self.precision is None:  # no local worker has started (e.g. a cluster): load the model here
+            from deepfake_detect.inference.detector import Detector
+
+            loaded = Detector.load(self.model_dir, device=self.device, options=self.options)
+            self.precision = loaded.model_info()["precision"]
+        return sequence_model_info(
+            self.config,
+            self.settings,
+            self.options,
+            path=self.model_dir,
+            engine=self.engine_name,
+            device=self.device,
+            precision=self.precision,
+        )
+
+    def _set_precision(self, precision: str | None) -> None:
+        self.precision = precision
