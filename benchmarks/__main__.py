@@ -24,6 +24,7 @@ BENCHMARKS = (
     "detect_levers",
     "profile_detect",
     "cluster_overhead",
+    "frame_vs_reference",
 )
 
 
