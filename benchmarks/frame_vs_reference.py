@@ -10,7 +10,7 @@ variation over them (as a trained head reads features that vary with the input; 
 reads mostly the features' common part, where bf16 moves a random network's output by ~0.1 and
 ``detect`` then rightly stays in fp32). It is saved in the published container and imported with
 ``import-model``. Both sides are built before the clock starts; ``detect``'s time includes its
-one-off precision check (fp32 and bf16 on 4 crops). The 7-member ensemble's seconds per video are
+one-off precision check (fp32 and bf16 on 8 crops). The 7-member ensemble's seconds per video are
 estimated from this run as decode + detection + 7 x the member's classification time.
 
 Ratios: speed (reference seconds / detect seconds, target >= 3); the largest per-crop |P| difference

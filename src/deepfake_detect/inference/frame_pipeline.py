@@ -119,8 +119,9 @@ def classify_crops(
 ) -> np.ndarray:
     """P(fake) of every member on every crop, (K members, M crops), in batches of ``batch_size``.
 
-    Each member runs in the precision :func:`~.frame_precision.choose_precision` decided for it on the
-    first crops (bf16 autocast only where native, for "auto", and within ``tolerance`` of fp32);
+    Each member runs in the precision :func:`~.frame_precision.choose_precision` decided for it on
+    :data:`~.frame_precision.CHECK_CROPS` crops spread evenly over the first video's crops (bf16
+    autocast only where native, for "auto", and within ``tolerance`` of fp32);
     ``channels_last``: NHWC weights and inputs. :func:`~.frame_precision.precision_checks` says which ran.
     """
     recipe = model.config.recipe
@@ -130,8 +131,9 @@ def classify_crops(
     if channels_last:
         for member in model.members:
             member.to(memory_format=torch.channels_last)
-    first = _inputs(np.stack(crops[:CHECK_CROPS]), recipe, device, channels_last)
-    chosen = [choose_precision(m, first, precision, tolerance).precision for m in model.members]
+    spread = np.unique(np.linspace(0, len(crops) - 1, min(len(crops), CHECK_CROPS)).round().astype(int))
+    sample = _inputs(np.stack([crops[i] for i in spread]), recipe, device, channels_last)
+    chosen = [choose_precision(m, sample, precision, tolerance).precision for m in model.members]
     for start in range(0, len(crops), batch_size):
         x = _inputs(np.stack(crops[start : start + batch_size]), recipe, device, channels_last)
         for k, member in enumerate(model.members):

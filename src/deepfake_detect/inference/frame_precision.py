@@ -2,14 +2,15 @@
 
 bf16 (with channels-last tensors) is several times faster on CPUs with native bf16 kernels (AVX512-BF16,
 AMX) and much slower where oneDNN has to emulate it; and how far it moves P(fake) depends on the network
-and its weights. So nothing is assumed: the first time a member classifies crops in this process, it
-runs the first :data:`CHECK_CROPS` real face crops of that video in both precisions, and bf16 is kept
-only where the largest per-crop difference in P(fake) is below the tolerance (0.01). The decision is
-cached per member (a model loaded once decides once); :func:`precision_checks` reports it.
+and its weights. So nothing is assumed: the first time a member classifies crops in this process,
+it runs :data:`CHECK_CROPS` real face crops spread evenly over that video's crops in both precisions,
+and bf16 is kept only where the largest per-crop difference in P(fake) is below the tolerance (0.01).
+The decision is cached per member (a model loaded once decides once); :func:`precision_checks` reports it.
 
 Why at first use and not at import: a model directory may be imported on one machine and run on
 another (whose CPU may lack bf16), and only at detect time are real face crops of the user's footage at
-hand; the check costs one fp32 pass over a few crops per member per process.
+hand; the check costs one fp32 pass over a few crops per member per process. It is a sample: the
+largest difference over all of a video's crops can be larger (benchmarks/RESULTS.md, frame_vs_reference).
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 BF16_TOLERANCE = 0.01
-CHECK_CROPS = 4
+CHECK_CROPS = 8
 PRECISION_REQUESTS = ("auto", "bf16", "32")
 
 
