@@ -26,6 +26,7 @@ BENCHMARKS = (
     "cluster_overhead",
     "tracked_detect",
     "startup",
+    "frame_vs_reference",
 )
 
 

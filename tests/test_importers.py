@@ -16,11 +16,13 @@ from torch import nn
 from typer.testing import CliRunner
 
 from deepfake_detect.cli.app import _load_commands, app
+from deepfake_detect.inference.options import DetectOptions
 from deepfake_detect.models.frame_dir import load_frame_model_dir
 from deepfake_detect.models.importers import CheckpointError, import_model
 from deepfake_detect.models.io import ModelDirError, read_model_config
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+FP32 = DetectOptions(precision="32")
 _load_commands()
 
 
@@ -330,7 +332,8 @@ def test_import_then_detect_equals_the_recipe_recomputed(
 
     files, originals = winner_files
     import_model("dfdc-winner", files, tmp_path / "model")
-    detector = Detector.load(tmp_path / "model")
+    # fp32: this checks the recipe's exactness (bf16 is tested in test_frame_precision)
+    detector = Detector.load(tmp_path / "model", options=FP32)
     result = detector.detect(detect_media["faces2"])
     assert result.status.value == "ok", result.error
     video_p, per_frame, n_crops = _recompute_winner(detect_media["faces2"], originals)
@@ -342,6 +345,7 @@ def test_import_then_detect_equals_the_recipe_recomputed(
     assert {len(f.timeline) for f in result.faces} and sum(f.n_frames for f in result.faces) == n_crops
     info = detector.model_info()
     assert info["kind"] == "frame" and info["card"]["family"] == "dfdc-winner" and info["warnings"] == []
+    assert info["precision"] == "32" and [c["precision"] for c in info["precision_checks"]] == ["32", "32"]
 
 
 def test_serve_answers_with_the_card(
@@ -411,7 +415,7 @@ def test_sbi_import_then_detect_equals_the_recipe_recomputed(
 
     original = sbi_checkpoint(tmp_path / "FFraw.tar", face_crops(astronaut_rgb, 380, normalise=False))
     import_model("sbi", [tmp_path / "FFraw.tar"], tmp_path / "model")
-    result = Detector.load(tmp_path / "model").detect(detect_media["faces2"])
+    result = Detector.load(tmp_path / "model", options=FP32).detect(detect_media["faces2"])
     assert result.status.value == "ok", result.error
     video_p, n_frames = _recompute_sbi(detect_media["faces2"], original)
     assert len(result.info["frame_probabilities"]) == n_frames == 12

@@ -16,6 +16,7 @@ import numpy as np
 from deepfake_detect.faces.recipe_detector import RecipeMTCNN
 from deepfake_detect.inference.detector import Detector
 from deepfake_detect.inference.frame_pipeline import analyze_frame_video
+from deepfake_detect.inference.frame_precision import precision_checks, precision_label
 from deepfake_detect.inference.model_card import frame_model_info
 from deepfake_detect.inference.options import DetectOptions
 from deepfake_detect.inference.pipeline import failure_result
@@ -28,9 +29,13 @@ __all__ = ["FrameDetector"]
 
 logger = logging.getLogger(__name__)
 
+FRAME_BATCH = 16  # crops per forward pass at most (bounds the activations held at once)
+
 
 class FrameDetector(Detector):
-    """Verdicts of a frame model with its recipe (frames, detector, crops, rule); fp32 on ``device``."""
+    """Verdicts of a frame model with its recipe (frames, detector, crops, rule) on ``device``; each
+    member in bf16 + channels-last where :mod:`~.frame_precision` finds it native and within 0.01 of
+    fp32 (``options.precision``: "auto", "bf16" or "32"), else fp32."""
 
     def __init__(
         self,
@@ -76,6 +81,9 @@ class FrameDetector(Detector):
                 max_pixels=self.options.max_pixels,
                 formats=self.options.container_formats,
                 device=self.device,
+                precision=self.options.precision,
+                channels_last=self.options.channels_last,
+                batch_size=min(self.options.batch_size, FRAME_BATCH),
             )
         except VideoError as exc:
             return failure_result(path, exc, time.perf_counter() - start)
@@ -92,4 +100,12 @@ class FrameDetector(Detector):
         self.recipe_detector.detect(np.zeros((64, 64, 3), dtype=np.uint8))
 
     def model_info(self) -> dict[str, Any]:
-        return frame_model_info(self.model.config, self.options, path=self.model_dir, device=self.device)
+        checks = precision_checks(self.model.members)
+        return frame_model_info(
+            self.model.config,
+            self.options,
+            path=self.model_dir,
+            device=self.device,
+            precision=precision_label(checks, self.options.precision),
+            checks=checks,
+        )

@@ -20,6 +20,13 @@ import torch
 
 from deepfake_detect.faces.crop_rules import CROP_RULES
 from deepfake_detect.faces.recipe_detector import RecipeMTCNN
+from deepfake_detect.inference.frame_precision import (
+    BF16_TOLERANCE,
+    CHECK_CROPS,
+    choose_precision,
+    member_forward,
+    precision_checks,
+)
 from deepfake_detect.inference.frame_rules import FRAME_AGGREGATIONS
 from deepfake_detect.inference.results import FaceResult, TimelinePoint, VideoResult
 from deepfake_detect.models.frame_dir import FrameRecipe, LoadedFrameModel
@@ -91,22 +98,46 @@ def collect_crops(frames: Sequence[Frame], detector: RecipeMTCNN, recipe: FrameR
     return crops[: recipe.max_crops] if recipe.max_crops is not None else crops
 
 
+def _inputs(batch: np.ndarray, recipe: FrameRecipe, device: str, channels_last: bool) -> torch.Tensor:
+    """uint8 (B, S, S, 3) RGB -> float (B, 3, S, S): / 255, then the recipe's mean/std."""
+    x = torch.from_numpy(batch).to(device).permute(0, 3, 1, 2).float() / 255.0
+    if recipe.mean is not None and recipe.std is not None:
+        mean = torch.tensor(recipe.mean, device=device).view(1, 3, 1, 1)
+        x = (x - mean) / torch.tensor(recipe.std, device=device).view(1, 3, 1, 1)
+    return x.contiguous(memory_format=torch.channels_last) if channels_last else x.contiguous()
+
+
 def classify_crops(
-    model: LoadedFrameModel, crops: Sequence[np.ndarray], batch_size: int = 16, device: str = "cpu"
+    model: LoadedFrameModel,
+    crops: Sequence[np.ndarray],
+    batch_size: int = 16,
+    device: str = "cpu",
+    *,
+    precision: str = "auto",
+    channels_last: bool = True,
+    tolerance: float = BF16_TOLERANCE,
 ) -> np.ndarray:
-    """P(fake) of every member on every crop, (K members, M crops), fp32, RGB / 255 then the recipe's
-    mean/std."""
+    """P(fake) of every member on every crop, (K members, M crops), in batches of ``batch_size``.
+
+    Each member runs in the precision :func:`~.frame_precision.choose_precision` decided for it on
+    :data:`~.frame_precision.CHECK_CROPS` crops spread evenly over the first video's crops (bf16
+    autocast only where native, for "auto", and within ``tolerance`` of fp32);
+    ``channels_last``: NHWC weights and inputs. :func:`~.frame_precision.precision_checks` says which ran.
+    """
     recipe = model.config.recipe
     out = np.zeros((len(model.members), len(crops)), dtype=np.float64)
+    if not crops:
+        return out
+    if channels_last:
+        for member in model.members:
+            member.to(memory_format=torch.channels_last)
+    spread = np.unique(np.linspace(0, len(crops) - 1, min(len(crops), CHECK_CROPS)).round().astype(int))
+    sample = _inputs(np.stack([crops[i] for i in spread]), recipe, device, channels_last)
+    chosen = [choose_precision(m, sample, precision, tolerance).precision for m in model.members]
     for start in range(0, len(crops), batch_size):
-        batch = torch.from_numpy(np.stack(crops[start : start + batch_size])).to(device)
-        x = batch.permute(0, 3, 1, 2).float() / 255.0  # (B, 3, S, S)
-        if recipe.mean is not None and recipe.std is not None:
-            mean = torch.tensor(recipe.mean, device=device).view(1, 3, 1, 1)
-            x = (x - mean) / torch.tensor(recipe.std, device=device).view(1, 3, 1, 1)
-        with torch.no_grad():
-            for k, member in enumerate(model.members):
-                out[k, start : start + len(batch)] = member(x).double().cpu().numpy()
+        x = _inputs(np.stack(crops[start : start + batch_size]), recipe, device, channels_last)
+        for k, member in enumerate(model.members):
+            out[k, start : start + len(x)] = member_forward(member, x, chosen[k]).double().cpu().numpy()
     return out
 
 
@@ -181,10 +212,15 @@ def analyze_frame_video(
     max_pixels: int | None = None,
     formats: Collection[str] | None = None,
     device: str = "cpu",
+    precision: str = "auto",
+    channels_last: bool = True,
+    batch_size: int = 16,
 ) -> VideoResult:
     """One video through the recipe (raises ``VideoError`` for unreadable files).
 
     ``formats``: the FFmpeg demuxers the file may be read with (None: the default allowlist).
+    ``precision`` / ``channels_last`` / ``batch_size``: of :func:`classify_crops`; the result's
+    ``info["precision"]`` says per member which precision ran and why.
     """
     recipe, timings, start = model.config.recipe, {}, time.perf_counter()
     frames, count, info = _sampled_frames(path, recipe.frames, max_pixels, formats)
@@ -198,8 +234,11 @@ def analyze_frame_video(
         problem = f"no face was found in the {len(frames)} frames sampled evenly over the video"
         return VideoResult.failed(str(path), VideoStatus.NO_FACE, problem, timings=timings, info=described)
     mark = time.perf_counter()
-    probs = classify_crops(model, [c.crop for c in crops], device=device)  # (K, M)
+    probs = classify_crops(  # (K, M)
+        model, [c.crop for c in crops], batch_size, device, precision=precision, channels_last=channels_last
+    )
     timings["embed"] = time.perf_counter() - mark
+    described["precision"] = precision_checks(model.members)
     frame_ids = np.array([c.frame for c in crops])
     video_p = video_probability(probs, frame_ids, recipe)
     per_crop = probs.mean(axis=0)  # (M,)

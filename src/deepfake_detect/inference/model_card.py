@@ -60,16 +60,30 @@ def sequence_model_info(
 
 
 def frame_model_info(
-    config: FrameModelConfig, options: DetectOptions, *, path: Path | None, device: str
+    config: FrameModelConfig,
+    options: DetectOptions,
+    *,
+    path: Path | None,
+    device: str,
+    precision: str | None = None,
+    checks: list[dict[str, Any] | None] | None = None,
 ) -> dict[str, Any]:
-    """The ``model`` object of the detect JSON for a frame model (fp32, the torch engine)."""
+    """The ``model`` object of the detect JSON for a frame model (the torch engine).
+
+    ``precision`` / ``checks``: what the members run at (``inference.frame_precision``); by default, as
+    before the first video: ``"32"`` when fp32 is forced, else ``"auto"``, each member undecided. The
+    precision each video really ran at is in its ``info.precision``.
+    """
     card = dict(config.card)
+    if precision is None:
+        precision = "32" if options.precision == "32" else "auto"
     return {
         "path": str(path) if path is not None else None,
         "kind": "frame",
         "engine": "torch",
         "device": device,
-        "precision": "32",
+        "precision": precision,
+        "precision_checks": checks if checks is not None else [None] * len(config.members),
         "family": card.get("family"),
         "architecture": config.network.arch,
         "members": len(config.members),
