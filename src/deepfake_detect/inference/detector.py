@@ -105,7 +105,7 @@ class Detector:
         """Analyse one video in this process (streaming; never raises for bad input)."""
         start = time.perf_counter()
         try:
-            return analyze_video(Path(path), self.engine, self.face_detector, self.settings)
+            return self._analyze(Path(path))
         except VideoError as exc:
             return failure_result(path, exc, time.perf_counter() - start)
         except Exception as exc:  # a corrupt file can trip any library on the way
@@ -116,6 +116,10 @@ class Detector:
                 f"unexpected error while reading the video ({type(exc).__name__}: {exc})",
                 timings={"total": time.perf_counter() - start},
             )
+
+    def _analyze(self, path: Path) -> VideoResult:
+        """One video through the model's pipeline (raises ``VideoError`` for unreadable files)."""
+        return analyze_video(path, self.engine, self.face_detector, self.settings)
 
     def warm_up(self) -> None:
         """Load the face detector's networks and run the engine once, so that timings show per-video work."""

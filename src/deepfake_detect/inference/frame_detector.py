@@ -7,7 +7,6 @@
 from __future__ import annotations
 
 import logging
-import time
 from pathlib import Path
 from typing import Any
 
@@ -19,11 +18,8 @@ from deepfake_detect.inference.frame_pipeline import analyze_frame_video
 from deepfake_detect.inference.frame_precision import precision_checks, precision_label
 from deepfake_detect.inference.model_card import frame_model_info
 from deepfake_detect.inference.options import DetectOptions
-from deepfake_detect.inference.pipeline import failure_result
 from deepfake_detect.inference.results import VideoResult
 from deepfake_detect.models.frame_dir import LoadedFrameModel, load_frame_model_dir
-from deepfake_detect.types import VideoStatus
-from deepfake_detect.video import VideoError
 
 __all__ = ["FrameDetector"]
 
@@ -70,31 +66,19 @@ class FrameDetector(Detector):
             load_frame_model_dir(model_dir, device=device), options, model_dir=model_dir, device=device
         )
 
-    def detect(self, path: Path | str) -> VideoResult:
-        start = time.perf_counter()
-        try:
-            return analyze_frame_video(
-                Path(path),
-                self.model,
-                self.recipe_detector,
-                threshold=self.threshold,
-                max_pixels=self.options.max_pixels,
-                formats=self.options.container_formats,
-                device=self.device,
-                precision=self.options.precision,
-                channels_last=self.options.channels_last,
-                batch_size=min(self.options.batch_size, FRAME_BATCH),
-            )
-        except VideoError as exc:
-            return failure_result(path, exc, time.perf_counter() - start)
-        except Exception as exc:  # a corrupt file can trip any library on the way
-            logger.exception("%s: unexpected error while analysing the video", path)
-            return VideoResult.failed(
-                str(path),
-                VideoStatus.UNDECODABLE,
-                f"unexpected error while reading the video ({type(exc).__name__}: {exc})",
-                timings={"total": time.perf_counter() - start},
-            )
+    def _analyze(self, path: Path) -> VideoResult:
+        return analyze_frame_video(
+            path,
+            self.model,
+            self.recipe_detector,
+            threshold=self.threshold,
+            max_pixels=self.options.max_pixels,
+            formats=self.options.container_formats,
+            device=self.device,
+            precision=self.options.precision,
+            channels_last=self.options.channels_last,
+            batch_size=min(self.options.batch_size, FRAME_BATCH),
+        )
 
     def warm_up(self) -> None:
         self.recipe_detector.detect(np.zeros((64, 64, 3), dtype=np.uint8))
