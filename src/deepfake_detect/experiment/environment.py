@@ -103,10 +103,13 @@ def tree_digest(root: Path, patterns: tuple[str, ...] = ("*",)) -> str:
     return f"sha256:{digest.hexdigest()[:16]} ({len(files)} files)"
 
 
-def environment(precision: dict[str, str], digests: dict[str, str] | None = None) -> dict[str, Any]:
-    """The report's environment section (``precision``: stage -> precision actually used)."""
+def environment(
+    precision: dict[str, str], digests: dict[str, str] | None = None, revision: str | None = None
+) -> dict[str, Any]:
+    """The report's environment section (``precision``: stage -> precision actually used; ``revision``:
+    the code revision taken when the run started, else now)."""
     return {
-        "code_revision": code_revision(),
+        "code_revision": revision or code_revision(),
         "python": platform.python_version(),
         "packages": {name: package_version(name) for name in PACKAGES},
         "cpu": cpu_description(),
@@ -117,7 +120,11 @@ def environment(precision: dict[str, str], digests: dict[str, str] | None = None
 
 
 def experiment_environment(
-    config: Config, store: ClipStore, data_digests: Mapping[str, str] | None = None
+    config: Config,
+    store: ClipStore,
+    data_digests: Mapping[str, str] | None = None,
+    *,
+    revision: str | None = None,
 ) -> dict[str, Any]:
     """An experiment's environment, with the precision each stage of experiment.runner really uses."""
     from deepfake_detect.training.common import resolve_precision
@@ -132,4 +139,4 @@ def experiment_environment(
         "clip manifest": tree_digest(store.root, ("manifest.*",)),
         "clip crops": tree_digest(store.crops_root),
     }
-    return environment(precision, digests)
+    return environment(precision, digests, revision)

@@ -45,7 +45,7 @@ from deepfake_detect.evaluation.evaluate import (
     write_csv,
 )
 from deepfake_detect.experiment.diagnostics import dispersion_auc, single_frame_summary
-from deepfake_detect.experiment.environment import experiment_environment
+from deepfake_detect.experiment.environment import code_revision, experiment_environment
 from deepfake_detect.experiment.final import write_final_model
 from deepfake_detect.experiment.splits import KEY_COLUMN, Split, make_splits, split_once
 from deepfake_detect.models import FeatureExtractor
@@ -360,6 +360,7 @@ def run_experiment(
     ``data_digests`` (e.g. of the videos the clips were cut from) go into the report's environment.
     """
     exp = config.experiment
+    revision = code_revision()  # of the code this run imported, before anything can change the checkout
     rows = labelled_clips(store)
     variants = make_variants(config)
     table2_repeats = exp.repeats if exp.table2_repeats is None else min(exp.table2_repeats, exp.repeats)
@@ -392,7 +393,7 @@ def run_experiment(
         model_dir=model_dir,
         timings=dict(clock.timings),
         table2_repeats=table2_repeats,
-        environment=experiment_environment(config, store, data_digests),
+        environment=experiment_environment(config, store, data_digests, revision=revision),
         final_model=final_model,
         cpu_timings=dict(clock.cpu),
         rep0_model=ctx.rep0,
