@@ -98,12 +98,7 @@ def read_model_config(path: Path | str) -> ModelDirConfig:
     missing = [name for name in (CONFIG_FILE, EXTRACTOR_FILE, HEAD_FILE) if not (path / name).is_file()]
     if missing:
         raise ModelDirError(f"{path} is not a complete model directory: missing {', '.join(missing)}")
-    try:
-        raw = json.loads((path / CONFIG_FILE).read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ModelDirError(f"{path / CONFIG_FILE} is not valid JSON: {exc}") from None
-    if not isinstance(raw, dict):
-        raise ModelDirError(f"{path / CONFIG_FILE} must hold a JSON object")
+    raw = raw_config(path)
     version = raw.get("format_version")
     if isinstance(version, int) and version > FORMAT_VERSION:
         raise ModelDirError(
