@@ -21,7 +21,7 @@ TINY_DEMO = [
     "data.synth.height=192",
     "clips.clip_len=16",
     "extractor.epochs=1",
-    "detector.epochs=1",
+    "head.epochs=1",
     "experiment.repeats=1",
     "experiment.test_clips=4",
     "experiment.val_clips=2",
@@ -39,8 +39,8 @@ def test_paper_config_holds_the_papers_settings() -> None:
     cfg = load_config(REPO_CONFIGS / PAPER_CONFIG)
     assert cfg.clips.clip_len == 100 and cfg.faces.crop_size == 256 and cfg.faces.detector == "mtcnn"
     assert (cfg.extractor.backbone, cfg.extractor.epochs, cfg.extractor.lr) == ("resnet50", 100, 1e-3)
-    assert (cfg.detector.head, cfg.detector.layers, cfg.detector.hidden) == ("lstm", 4, 512)
-    assert (cfg.detector.dropout, cfg.detector.epochs, cfg.detector.lr) == (0.3, 20, 1e-3)
+    assert (cfg.head.name, cfg.head.layers, cfg.head.hidden) == ("lstm", 4, 512)
+    assert (cfg.head.dropout, cfg.head.epochs, cfg.head.lr) == (0.3, 20, 1e-3)
     exp = cfg.experiment
     assert (exp.repeats, exp.test_clips, exp.val_clips) == (6, 100, 308)
     assert exp.table2_backbones == ["inception_resnet_v2", "cnn4", "resnet50"]
@@ -137,9 +137,9 @@ def test_benchmark_config_replicates_the_demo_recipe_independently() -> None:
     assert bench.data.synth is not None and demo.data.synth is not None
     assert bench.experiment.replicate_by == "dataset"
     assert bench.data.synth.replications >= bench.experiment.repeats >= 8
-    assert (bench.extractor, bench.detector, bench.faces, bench.clips) == (
+    assert (bench.extractor, bench.head, bench.faces, bench.clips) == (
         demo.extractor,
-        demo.detector,
+        demo.head,
         demo.faces,
         demo.clips,
     )

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import logging
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+import yaml
+from pydantic import ValidationError
 
-from deepfake_detect.config import ConfigError, apply_overrides, dump_config, load_config
+from deepfake_detect.config import Config, ConfigError, apply_overrides, dump_config, load_config
 from deepfake_detect.registry import Registry, UnknownNameError
 from deepfake_detect.types import BBox, Label
 
@@ -57,7 +60,7 @@ def test_registry_lookup_and_close_matches() -> None:
 def test_config_defaults_follow_the_paper() -> None:
     cfg = load_config()
     assert cfg.clips.clip_len == 100
-    assert (cfg.detector.layers, cfg.detector.hidden, cfg.detector.dropout) == (4, 512, 0.3)
+    assert (cfg.head.layers, cfg.head.hidden, cfg.head.dropout) == (4, 512, 0.3)
     assert cfg.extractor.embed_dim == 512 and cfg.extractor.lr == 1e-3 and cfg.extractor.epochs == 100
     assert cfg.faces.mse_threshold == 0.5 and cfg.faces.crop_size == 256 and cfg.faces.margin == 0.2
     assert cfg.experiment.split_by == "source" and cfg.experiment.repeats == 6
@@ -97,6 +100,46 @@ def test_config_file_errors(tmp_path: Path) -> None:
     bad.write_text("- a list\n")
     with pytest.raises(ConfigError, match="mapping"):
         load_config(bad)
+
+
+DEPRECATED_SECTION = "config section 'detector' is deprecated; use 'head'"
+
+
+def test_old_detector_section_loads_into_head_with_a_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    old = tmp_path / "old.yaml"
+    old.write_text("detector:\n  head: mlp\n  hidden: 16\n  keep: last\n")
+    with caplog.at_level(logging.WARNING, logger="deepfake_detect.config"):
+        cfg = load_config(old, ["detector.epochs=3"])
+    assert (cfg.head.name, cfg.head.hidden, cfg.head.keep, cfg.head.epochs) == ("mlp", 16, "last", 3)
+    assert DEPRECATED_SECTION in caplog.text
+    written = yaml.safe_load(dump_config(cfg))  # what config.yaml files hold from now on
+    assert "detector" not in written and written["head"]["name"] == "mlp"
+
+
+def test_old_detector_override_applies_to_a_new_style_file(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    new = tmp_path / "new.yaml"
+    new.write_text("head:\n  name: mlp\n  epochs: 5\n")
+    with caplog.at_level(logging.WARNING, logger="deepfake_detect.config"):
+        cfg = load_config(new, ["detector.epochs=3", "detector.head=frame-mlp"])
+    assert (cfg.head.name, cfg.head.epochs) == ("frame-mlp", 3)
+    assert DEPRECATED_SECTION in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="deepfake_detect.config"):
+        assert load_config(new, ["head.epochs=4"]).head.epochs == 4
+    assert "deprecated" not in caplog.text
+
+
+def test_detector_and_head_sections_at_once_are_refused(tmp_path: Path) -> None:
+    both = tmp_path / "both.yaml"
+    both.write_text("detector:\n  epochs: 3\nhead:\n  epochs: 4\n")
+    with pytest.raises(ConfigError, match="'detector' and 'head' are both given"):
+        load_config(both)
+    with pytest.raises(ValidationError, match="'detector' and 'head' are both given"):
+        Config.model_validate({"detector": {}, "head": {}})
 
 
 def test_apply_overrides_does_not_mutate_input() -> None:

@@ -1,4 +1,4 @@
-"""An imported frame model as a frozen per-frame extractor: ``embed`` and ``train-detector`` with
+"""An imported frame model as a frozen per-frame extractor: ``embed`` and ``train-head`` with
 ``-e FRAME_MODEL_DIR`` (random-weight DFDC-winner checkpoints, EfficientNet-B0, in the published layout)."""
 
 from __future__ import annotations
@@ -81,7 +81,7 @@ def test_embed_caches_the_members_pooled_features(
 
 
 @pytest.mark.slow
-def test_train_detector_on_frame_features_writes_a_model_detect_uses(
+def test_train_head_on_frame_features_writes_a_model_detect_uses(
     winner_dir: tuple[Path, list[WinnerClassifier]],
     store: ClipStore,
     tmp_path: Path,
@@ -91,11 +91,11 @@ def test_train_detector_on_frame_features_writes_a_model_detect_uses(
     model_dir, originals = winner_dir
     before = sorted(p.name for p in model_dir.iterdir())
     out = tmp_path / "det"
-    tiny = ["--set", "detector.hidden=8", "--set", "detector.layers=2", "--set", "detector.batch_size=2"]
+    tiny = ["--set", "head.hidden=8", "--set", "head.layers=2", "--set", "head.batch_size=2"]
     tiny += ["--epochs", "2", "--split", "all", "--no-progress", "-q"]
     result = CliRunner().invoke(
         app,
-        ["train-detector", str(store.root), str(out), "-e", str(model_dir), "--head", "lstm", *tiny],
+        ["train-head", str(store.root), str(out), "-e", str(model_dir), "--head", "lstm", *tiny],
     )
     assert result.exit_code == 0, result.output
     assert sorted(p.name for p in model_dir.iterdir()) == before  # nothing written into the import

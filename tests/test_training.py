@@ -1,4 +1,4 @@
-"""Training (issue 3): datasets, extractor and detector runs, checkpoints/resume, embedding cache, CLI, DDP.
+"""Training (issue 3): datasets, extractor and head runs, checkpoints/resume, embedding cache, CLI, DDP.
 
 Everything runs on a tiny clip store made here from a real photograph (skimage's astronaut): real clips pan
 smoothly over the face, fake clips jump to a random crop every frame.
@@ -36,10 +36,10 @@ TINY = [
     "extractor.extractor_clip_len=4",
     "extractor.batch_size=4",
     "extractor.precision='32'",
-    "detector.hidden=8",
-    "detector.layers=2",
-    "detector.epochs=2",
-    "detector.batch_size=4",
+    "head.hidden=8",
+    "head.layers=2",
+    "head.epochs=2",
+    "head.batch_size=4",
 ]
 
 
@@ -336,7 +336,7 @@ def test_embed_clips_caches_float16_and_reuses(trained, store: ClipStore, tmp_pa
     assert np.array_equal(third[clip_key(row)], first[clip_key(row)])
 
 
-# -- detector ------------------------------------------------------------------------------------------
+# -- head ----------------------------------------------------------------------------------------------
 
 
 @pytest.fixture(scope="module")
@@ -347,16 +347,14 @@ def embeddings(trained, store: ClipStore, tmp_path_factory: pytest.TempPathFacto
     return embed_clips(trained.extractor, store, store.clips(), cache, digest=trained.digest, progress=False)
 
 
-def test_train_detector_keeps_best_epoch_and_saves_a_model_dir(
-    trained, embeddings, rows, tmp_path: Path
-) -> None:
+def test_train_head_keeps_best_epoch_and_saves_a_model_dir(trained, embeddings, rows, tmp_path: Path) -> None:
     from deepfake_detect.config import ClipConfig
     from deepfake_detect.models import load_model_dir, save_model_dir
-    from deepfake_detect.training import predict_clips, train_detector
+    from deepfake_detect.training import predict_clips, train_head
 
     train, val = rows
-    config = tiny_config("detector.epochs=3")
-    run = train_detector(config, embeddings, train, val, tmp_path / "det", progress=False)
+    config = tiny_config("head.epochs=3")
+    run = train_head(config, embeddings, train, val, tmp_path / "det", progress=False)
     assert run.head_name == "lstm"
     assert run.head_kwargs == {"input_dim": 16, "hidden": 8, "layers": 2, "dropout": 0.3}
     assert run.history["epoch"].tolist() == [1, 2, 3]
@@ -390,9 +388,9 @@ def test_train_detector_keeps_best_epoch_and_saves_a_model_dir(
     np.testing.assert_allclose(predict_clips(loaded.head, embeddings, every), probs, atol=1e-6)
 
 
-def test_detector_learns_temporal_dispersion(tmp_path: Path) -> None:
+def test_head_learns_temporal_dispersion(tmp_path: Path) -> None:
     """Fakes whose frames point in random directions vs reals with one direction: BCE must separate them."""
-    from deepfake_detect.training import predict_clips, train_detector
+    from deepfake_detect.training import predict_clips, train_head
 
     rng = np.random.default_rng(0)
     records, embeddings = [], {}
@@ -404,8 +402,8 @@ def test_detector_learns_temporal_dispersion(tmp_path: Path) -> None:
         records.append({"video_id": f"v{i}", "track": 0, "clip_index": 0, "label": fake})
         embeddings[f"v{i}/t0/c0"] = frames.astype(np.float16)
     table = pd.DataFrame(records)
-    config = tiny_config("detector.head=mlp", "detector.epochs=25", "detector.lr=0.01", "detector.hidden=16")
-    run = train_detector(config, embeddings, table, None, tmp_path, progress=False)
+    config = tiny_config("head.name=mlp", "head.epochs=25", "head.lr=0.01", "head.hidden=16")
+    run = train_head(config, embeddings, table, None, tmp_path, progress=False)
     assert run.history["train_loss"].iloc[-1] < 0.5 * run.history["train_loss"].iloc[0]
     probs = predict_clips(run.head, embeddings, table)
     assert probs[table["label"] == 1].min() > probs[table["label"] == 0].max()
@@ -451,6 +449,30 @@ def _cli_args(*extra: str) -> list[str]:
     return [arg for item in (*TINY, *extra) if item.startswith("extractor.") for arg in ("--set", item)]
 
 
+def test_train_detector_is_a_hidden_deprecated_alias_of_train_head(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    import deepfake_detect.cli.train  # noqa: F401  (registers the commands)
+    from deepfake_detect.cli.app import app
+
+    runner = CliRunner()
+    old_help = runner.invoke(app, ["train-detector", "--help"])
+    assert old_help.exit_code == 0, old_help.output
+    assert "Deprecated: use `train-head`" in old_help.output and "--head" in old_help.output
+    new_help = runner.invoke(app, ["train-head", "--help"])
+    assert new_help.exit_code == 0 and "Train a sequence head" in new_help.output
+    assert "default: head.name" in " ".join(new_help.output.split())
+    listing = runner.invoke(app, ["--help"]).output
+    assert "train-head" in listing and "train-detector" not in listing
+    # the alias warns, then runs train-head itself (which fails the same way on a missing store)
+    args = [str(tmp_path / "nowhere"), str(tmp_path / "out"), "-e", str(tmp_path / "ext")]
+    old = runner.invoke(app, ["train-detector", *args])
+    new = runner.invoke(app, ["train-head", *args])
+    assert old.exit_code == new.exit_code == 1 and "clip store not found" in old.output
+    assert "deprecated; use `deepfake-detect train-head`" in " ".join(old.output.split())
+    assert "deprecated" not in new.output
+
+
 def test_cli_train_embed_detect(store: ClipStore, tmp_path: Path) -> None:
     from typer.testing import CliRunner
 
@@ -470,11 +492,11 @@ def test_cli_train_embed_detect(store: ClipStore, tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     digest = json.loads((ext / "extractor.json").read_text())["digest"]
     assert len(list((cache / digest).glob("*.npy"))) == len(store.clips())
-    head_args = ["--set", "detector.hidden=8", "--set", "detector.layers=2", "--epochs", "2", "--head", "mlp"]
+    head_args = ["--set", "head.hidden=8", "--set", "head.layers=2", "--epochs", "2", "--head", "mlp"]
     result = runner.invoke(
         app,
         [
-            "train-detector",
+            "train-head",
             str(store.root),
             str(det),
             "-e",

@@ -1,11 +1,15 @@
 """Typed, validated configuration (SPEC §2): YAML in, dotted overrides from the CLI.
 
 Every ambiguous reading of the paper is a field here whose default is our reading. Sections:
-``faces``, ``clips``, ``preprocess``, ``extractor``, ``detector``, ``evaluation``, ``experiment``.
+``faces``, ``clips``, ``preprocess``, ``extractor``, ``head``, ``evaluation``, ``experiment``.
+
+Old names still load, with a logging warning naming the new one: the section ``detector:`` (and
+``--set detector.key=value``) is read as ``head:``, and its ``head`` key as ``head.name``.
 """
 
 from __future__ import annotations
 
+import logging
 import re
 from pathlib import Path
 from typing import Any, Literal
@@ -36,6 +40,9 @@ DEFAULT_CONTAINER_FORMATS: tuple[str, ...] = (
     "nut",
     "ivf",
 )
+
+
+logger = logging.getLogger(__name__)
 
 
 class ConfigError(ValueError):
@@ -160,10 +167,10 @@ class ExtractorConfig(_Section):
     )
 
 
-class DetectorConfig(_Section):
-    """Sequence head over per-frame embeddings (paper: LSTM 4x512, dropout 0.3)."""
+class HeadConfig(_Section):
+    """Sequence head over per-frame embeddings (paper: LSTM 4x512, dropout 0.3); ``name`` picks it."""
 
-    head: str = "lstm"
+    name: str = "lstm"
     hidden: int = Field(512, ge=1)
     layers: int = Field(4, ge=1)
     dropout: float = Field(0.3, ge=0.0, lt=1.0)
@@ -266,9 +273,51 @@ class Config(BaseModel):
     clips: ClipConfig = Field(default_factory=ClipConfig)
     preprocess: PreprocessConfig = Field(default_factory=PreprocessConfig)
     extractor: ExtractorConfig = Field(default_factory=ExtractorConfig)
-    detector: DetectorConfig = Field(default_factory=DetectorConfig)
+    head: HeadConfig = Field(default_factory=HeadConfig)
     evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
     experiment: ExperimentConfig = Field(default_factory=ExperimentConfig)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _old_section_names(cls, data: Any) -> Any:
+        return migrate_sections(data) if isinstance(data, dict) else data
+
+
+# Deprecated names -> their new names: the sections and, within each, the keys that were renamed.
+_OLD_SECTIONS: dict[str, tuple[str, dict[str, str]]] = {"detector": ("head", {"head": "name"})}
+
+
+def _deprecated(old: str, new: str) -> None:
+    logger.warning("config section %r is deprecated; use %r", old, new)
+
+
+def migrate_sections(raw: dict[str, Any]) -> dict[str, Any]:
+    """``raw`` with old section names renamed (a logging warning each); both names at once are refused."""
+    result = dict(raw)
+    for old, (new, keys) in _OLD_SECTIONS.items():
+        if old not in result:
+            continue
+        if new in result:
+            raise ConfigError(
+                f"config sections {old!r} and {new!r} are both given: {old!r} is the deprecated name "
+                f"of {new!r}; keep only {new!r}"
+            )
+        _deprecated(old, new)
+        section = result.pop(old)
+        if isinstance(section, dict):
+            section = {keys.get(k, k): v for k, v in section.items()}
+        result[new] = section
+    return result
+
+
+def _migrate_key(keys: list[str]) -> list[str]:
+    """Dotted override keys with an old section name (and renamed key) rewritten to the new ones."""
+    if keys[0] not in _OLD_SECTIONS:
+        return keys
+    new, renamed = _OLD_SECTIONS[keys[0]]
+    _deprecated(keys[0], new)
+    rest = [renamed.get(keys[1], keys[1]), *keys[2:]] if len(keys) > 1 else []
+    return [new, *rest]
 
 
 def _parse_scalar(text: str) -> Any:
@@ -280,8 +329,12 @@ def _parse_scalar(text: str) -> Any:
 
 
 def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
-    """Apply ``section.key=value`` overrides to a raw config dict (a new dict is returned)."""
-    result: dict[str, Any] = yaml.safe_load(yaml.safe_dump(raw)) or {}
+    """Apply ``section.key=value`` overrides to a raw config dict (a new dict is returned).
+
+    Old section names, in ``raw`` and in the overrides, are renamed first (see :func:`migrate_sections`),
+    so ``--set detector.epochs=3`` also applies to a file with a ``head:`` section.
+    """
+    result: dict[str, Any] = migrate_sections(yaml.safe_load(yaml.safe_dump(raw)) or {})
     for item in overrides:
         if "=" not in item:
             raise ConfigError(f"override {item!r} is not of the form section.key=value")
@@ -289,6 +342,7 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
         keys = [k for k in dotted.strip().split(".") if k]
         if not keys:
             raise ConfigError(f"override {item!r} has an empty key")
+        keys = _migrate_key(keys)
         node = result
         for key in keys[:-1]:
             child = node.setdefault(key, {})
@@ -350,3 +404,10 @@ def load_config(path: Path | str | None = None, overrides: list[str] | None = No
 def dump_config(config: Config) -> str:
     """The config as YAML (paths as strings), for reports and model directories."""
     return yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)
+
+
+def __getattr__(name: str) -> Any:
+    if name == "DetectorConfig":  # the pre-rename name of HeadConfig
+        logger.warning("%s.DetectorConfig is deprecated; use HeadConfig", __name__)
+        return HeadConfig
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

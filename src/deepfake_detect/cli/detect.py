@@ -44,7 +44,7 @@ NO_MODEL_MESSAGE = (
     "no model given and no model from the demo was found. Train one with `deepfake-detect demo` "
     "(a few minutes on a CPU; later runs of detect then find it), or pass --model DIR, a folder with "
     "config.json, extractor.safetensors and head.safetensors (written by the demo, `experiment` or "
-    "`train-detector`)."
+    "`train-head`)."
 )
 
 

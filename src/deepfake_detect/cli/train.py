@@ -1,7 +1,12 @@
-"""``train-extractor``, ``embed`` and ``train-detector``: the paper's two training stages (SPEC §2)."""
+"""``train-extractor``, ``embed`` and ``train-head``: the paper's two training stages (SPEC §2).
+
+``train-detector`` is the deprecated name of ``train-head``: a hidden alias that logs a warning and then
+does the same thing.
+"""
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import math
@@ -29,7 +34,7 @@ from deepfake_detect.data.store import ClipStore, StoreError
 if TYPE_CHECKING:
     from deepfake_detect.models import FeatureExtractor
     from deepfake_detect.models.frame_extractor import FrameFeatureExtractor
-    from deepfake_detect.training import DetectorRun
+    from deepfake_detect.training import HeadRun
 
 logger = logging.getLogger(__name__)
 
@@ -70,11 +75,11 @@ extractor are not recomputed.
 
 {FRAME_MODEL_HELP}"""
 
-DETECTOR_HELP = f"""Train a sequence detector (lstm, mlp, frame-mlp) on the clips' embeddings with BCE.
+HEAD_HELP = f"""Train a sequence head (lstm, mlp, frame-mlp) on the clips' embeddings with BCE.
 
 Embeddings come from the cache (missing ones are computed with --extractor). Keeps the weights of the
 epoch with the lowest validation loss (--keep best) or of the last epoch (--keep last); the default is
-the config's detector.keep (best, or last in configs/paper.yaml and the demo). Writes
+the config's head.keep (best, or last in configs/paper.yaml and the demo). Writes
 OUT/head.safetensors, history, loss curves, checkpoints, and OUT/model: a complete model directory
 for `deepfake-detect detect`.
 
@@ -237,8 +242,8 @@ def _store_configs(store: ClipStore, cfg: Config) -> tuple[FaceConfig, ClipConfi
     return faces, clips
 
 
-@app.command("train-detector", help=_paragraphs(DETECTOR_HELP))
-def train_detector_command(
+@app.command("train-head", help=_paragraphs(HEAD_HELP))
+def train_head_command(
     clips_dir: ClipsArg,
     out: Annotated[Path, typer.Argument(help="Output folder (created); the model goes to OUT/model.")],
     extractor_dir: ExtractorDirOption,
@@ -250,12 +255,12 @@ def train_detector_command(
             help="Embedding cache folder (default: EXTRACTOR/embeddings; OUT/embeddings for a frame model).",
         ),
     ] = None,
-    head: Annotated[str | None, typer.Option(help="lstm, mlp or frame-mlp (default: detector.head).")] = None,
+    head: Annotated[str | None, typer.Option(help="lstm, mlp or frame-mlp (default: head.name).")] = None,
     keep: Annotated[
         str | None,
-        typer.Option(help="'best' (lowest validation loss) or 'last' epoch (default: detector.keep)."),
+        typer.Option(help="'best' (lowest validation loss) or 'last' epoch (default: head.keep)."),
     ] = None,
-    epochs: Annotated[int | None, typer.Option(min=0, help="Epochs (default: detector.epochs).")] = None,
+    epochs: Annotated[int | None, typer.Option(min=0, help="Epochs (default: head.epochs).")] = None,
     split: SplitOption = "train",
     val_fraction: ValFractionOption = 0.1,
     config: ConfigOption = None,
@@ -264,14 +269,12 @@ def train_detector_command(
     verbose: VerboseOption = 0,
     quiet: QuietOption = False,
 ) -> None:
-    from deepfake_detect.training import embed_clips, load_extractor, train_detector
+    from deepfake_detect.training import embed_clips, load_extractor, train_head
 
     setup_logging(verbose, quiet)
     if keep not in (None, "best", "last"):
         fail(f"--keep must be 'best' or 'last', got {keep!r}")
-    cfg = load_cli_config(
-        config, overrides, {"detector.head": head, "detector.epochs": epochs, "detector.keep": keep}
-    )
+    cfg = load_cli_config(config, overrides, {"head.name": head, "head.epochs": epochs, "head.keep": keep})
     store, clips = _open_store(clips_dir)
     train_rows, val_rows = _split(clips, split, val_fraction, cfg.seed)
     with user_errors(ValueError, FileNotFoundError, KeyError, StoreError):
@@ -290,7 +293,7 @@ def train_detector_command(
             precision=cfg.extractor.precision,
             channels_last=cfg.extractor.channels_last,
         )
-        run = train_detector(
+        run = train_head(
             cfg,
             emb,
             train_rows,
@@ -305,10 +308,28 @@ def train_detector_command(
     console.print(f"model: {model_dir}", highlight=False)
 
 
+DEPRECATED_NAME = "train-detector"
+
+
+@functools.wraps(train_head_command)
+def _train_detector_alias(*args: Any, **kwargs: Any) -> None:
+    """``train-detector``: the deprecated name of ``train-head`` (warns, then does the same)."""
+    setup_logging(kwargs.get("verbose", 0), kwargs.get("quiet", False))
+    logger.warning("`deepfake-detect %s` is deprecated; use `deepfake-detect train-head`", DEPRECATED_NAME)
+    train_head_command(*args, **kwargs)
+
+
+app.command(
+    DEPRECATED_NAME,
+    hidden=True,
+    help=_paragraphs(f"Deprecated: use `train-head` (the same command under its new name).\n\n{HEAD_HELP}"),
+)(_train_detector_alias)
+
+
 def _save_model(
     path: Path,
     extractor: FeatureExtractor | FrameFeatureExtractor,
-    run: DetectorRun,
+    run: HeadRun,
     store: ClipStore,
     cfg: Config,
     extra: dict[str, Any],
@@ -323,7 +344,7 @@ def _save_model(
         run.head,
         head_name=run.head_name,
         head_kwargs=run.head_kwargs,
-        threshold=cfg.detector.threshold,
+        threshold=cfg.head.threshold,
         faces=faces,
         clips=clip_cfg,
         extra={**extra, "kept_epoch": run.kept_epoch},

@@ -26,7 +26,7 @@ from deepfake_detect.models import FeatureExtractor
 from deepfake_detect.models.calibration import fit_temperature
 from deepfake_detect.models.cards import synthetic_card
 from deepfake_detect.models.io import save_model_dir
-from deepfake_detect.training import DetectorRun, embed_clips, predict_clips, train_detector, train_extractor
+from deepfake_detect.training import HeadRun, embed_clips, predict_clips, train_extractor, train_head
 
 logger = logging.getLogger(__name__)
 
@@ -65,7 +65,7 @@ def final_split(config: Config, rows: pd.DataFrame) -> tuple[pd.DataFrame, pd.Da
 
 def train_final_model(
     config: Config, store: ClipStore, rows: pd.DataFrame, out_dir: Path, run: Runner[Any]
-) -> tuple[FeatureExtractor, DetectorRun, float, pd.DataFrame, pd.DataFrame]:
+) -> tuple[FeatureExtractor, HeadRun, float, pd.DataFrame, pd.DataFrame]:
     """Train the main extractor and head on the final split; fit the temperature on its held-out clips."""
     train, calib = final_split(config, rows)
     cfg = config.model_copy(deep=True)
@@ -84,17 +84,17 @@ def train_final_model(
         ),
     )
     head = run(
-        f"head:{cfg.detector.head}",
-        f"final model: train {cfg.detector.head}",
-        lambda: train_detector(
-            cfg, embeddings, train, None, out_dir / cfg.detector.head, head=cfg.detector.head, progress=False
+        f"head:{cfg.head.name}",
+        f"final model: train {cfg.head.name}",
+        lambda: train_head(
+            cfg, embeddings, train, None, out_dir / cfg.head.name, head=cfg.head.name, progress=False
         ),
     )
     temperature = _temperature(head, embeddings, calib)
     return ext.extractor, head, temperature, train, calib
 
 
-def _temperature(head: DetectorRun, embeddings: Mapping[str, np.ndarray], calib: pd.DataFrame) -> float:
+def _temperature(head: HeadRun, embeddings: Mapping[str, np.ndarray], calib: pd.DataFrame) -> float:
     if calib.empty:
         return 1.0
     return fit_temperature(predict_clips(head.head, embeddings, calib), calib["label"].to_numpy(dtype=float))
@@ -121,7 +121,7 @@ def model_card(
             "seed": config.seed,
             "repetitions": exp.repeats,
             "extractor": config.extractor.backbone,
-            "head": config.detector.head,
+            "head": config.head.name,
             "precision": config.extractor.precision,
             "cpu_kernels": exp.cpu_kernels,
             "chosen_by": "nothing: the config fixes the recipe; held-out clips only fit the temperature",
@@ -134,7 +134,7 @@ def save_final_model(
     path: Path,
     config: Config,
     extractor: FeatureExtractor,
-    detector: DetectorRun,
+    head_run: HeadRun,
     temperature: float,
     card: dict[str, Any],
     extra: dict[str, Any],
@@ -142,10 +142,10 @@ def save_final_model(
     return save_model_dir(
         path,
         extractor,
-        detector.head,
-        head_name=detector.head_name,
-        head_kwargs=detector.head_kwargs,
-        threshold=config.detector.threshold,
+        head_run.head,
+        head_name=head_run.head_name,
+        head_kwargs=head_run.head_kwargs,
+        threshold=config.head.threshold,
         faces=config.faces,
         clips=config.clips,
         extra=extra,
@@ -154,7 +154,7 @@ def save_final_model(
     )
 
 
-Rep0 = tuple[FeatureExtractor, DetectorRun, float, Split]  # repetition 0's main extractor, head, T, split
+Rep0 = tuple[FeatureExtractor, HeadRun, float, Split]  # repetition 0's main extractor, head, T, split
 
 
 def write_final_model(
@@ -169,7 +169,7 @@ def write_final_model(
 ) -> dict[str, Any]:
     """Train (``final_model: all``) or take (``rep0``) the final model, write it with its card."""
     if config.experiment.final_model == "all" or rep0 is None:
-        extractor, detector, temperature, train, calib = train_final_model(
+        extractor, head_run, temperature, train, calib = train_final_model(
             config, store, rows, out_dir / "final", run
         )
         trained_on = (
@@ -177,7 +177,7 @@ def write_final_model(
             f"{config.experiment.split_by}) to fit the temperature, after the repetitions"
         )
     else:
-        extractor, detector, temperature, split = rep0
+        extractor, head_run, temperature, split = rep0
         train, calib = split.train, split.val
         trained_on = f"repetition 0's training split ({len(train)} clips; T fitted on {len(calib)} others)"
     datasets = ", ".join(sorted(str(d) for d in rows["dataset"].unique()))
@@ -193,6 +193,6 @@ def write_final_model(
     if config.data.synth is not None:  # every output that uses this model must say so (SPEC §9)
         card = {**synthetic_card("the built-in benchmark (SPEC 6)"), **card}
     extra = {"trained_on": trained_on, "split_by": config.experiment.split_by, "experiment_dir": out_dir.name}
-    save_final_model(model_dir, config, extractor, detector, temperature, card, extra)
+    save_final_model(model_dir, config, extractor, head_run, temperature, card, extra)
     logger.info("final model written to %s", model_dir)
     return {"trained_on": trained_on, "temperature": temperature, "card": card}

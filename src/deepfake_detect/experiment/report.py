@@ -81,7 +81,7 @@ def _data_description(result: ExperimentResult) -> str:
 
 def _comparison(result: ExperimentResult) -> dict[str, Any]:
     cfg = result.config
-    main, head = result.variants[0].name, cfg.detector.head
+    main, head = result.variants[0].name, cfg.head.name
     base = metric_values(result, main, head, "clip", "roc_auc")
     out: dict[str, Any] = {"head": head, "against": {}, "dispersion_auc": stats(_dispersion(result, main))}
     for other in cfg.experiment.table3_heads:
@@ -99,7 +99,7 @@ def _comparison(result: ExperimentResult) -> dict[str, Any]:
 
 def _leakage(result: ExperimentResult) -> list[str]:
     exp = result.config.experiment
-    selection = " and the choice of each head's best epoch" if result.config.detector.keep == "best" else ""
+    selection = " and the choice of each head's best epoch" if result.config.head.keep == "best" else ""
     lines = [
         "Each repetition retrains every extractor and head it uses on that repetition's training clips; "
         f"the validation clips serve only the loss curves{selection}, and no test clip is seen by any "
@@ -127,7 +127,7 @@ def _leakage(result: ExperimentResult) -> list[str]:
 
 
 def _table2_rows(result: ExperimentResult) -> list[dict[str, Any]]:
-    head, repeats = result.config.detector.head, result.table2_repeats
+    head, repeats = result.config.head.name, result.table2_repeats
     return [
         {
             "backbone": v.name,
@@ -143,7 +143,7 @@ def _table2_rows(result: ExperimentResult) -> list[dict[str, Any]]:
 
 
 def _table3_rows(result: ExperimentResult) -> list[dict[str, Any]]:
-    main, head = result.variants[0].name, result.config.detector.head
+    main, head = result.variants[0].name, result.config.head.name
     return [
         {
             "head": h,
@@ -167,7 +167,7 @@ def _settings(result: ExperimentResult) -> dict[str, Any]:
         "val_clips": exp.val_clips,
         "seed": cfg.seed,
         "main_extractor": result.variants[0].name,
-        "main_head": cfg.detector.head,
+        "main_head": cfg.head.name,
         "frames_per_clip": list(result.frames_per_clip),
         "data": _data_description(result),
         "eps": cfg.evaluation.eps,
@@ -181,7 +181,7 @@ def _settings(result: ExperimentResult) -> dict[str, Any]:
 
 def build_report(result: ExperimentResult, extra: dict[str, Any] | None = None) -> dict[str, Any]:
     """Every number of the report as a JSON-ready mapping."""
-    main, head = result.variants[0].name, result.config.detector.head
+    main, head = result.variants[0].name, result.config.head.name
     return {
         "settings": _settings(result),
         "splits": [rep.split for rep in result.repetitions],
@@ -214,7 +214,7 @@ def build_report(result: ExperimentResult, extra: dict[str, Any] | None = None) 
 
 def _figures(result: ExperimentResult, out_dir: Path) -> dict[str, str]:
     cfg = result.config
-    main, head = result.variants[0].name, cfg.detector.head
+    main, head = result.variants[0].name, cfg.head.name
     reps = result.repetitions
     figures: dict[str, str] = {}
     for v in result.variants:

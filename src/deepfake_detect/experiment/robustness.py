@@ -23,7 +23,7 @@ from deepfake_detect.data.store import ClipStore, clip_key
 from deepfake_detect.evaluation.metrics import roc_auc
 from deepfake_detect.models import FeatureExtractor
 from deepfake_detect.preprocess import preprocess_dataset
-from deepfake_detect.training import DetectorRun, embed_clips, extractor_digest, predict_clips
+from deepfake_detect.training import HeadRun, embed_clips, extractor_digest, predict_clips
 from deepfake_detect.types import VideoRecord
 from deepfake_detect.video.decode import iter_frames, probe
 from deepfake_detect.video.encode import write_video
@@ -59,7 +59,7 @@ def reencode(src: Path, dst: Path, crf: int, scale: float = 1.0) -> Path:
 
 
 def _score(
-    config: Config, store: ClipStore, extractor: FeatureExtractor, head: DetectorRun, cache: Path
+    config: Config, store: ClipStore, extractor: FeatureExtractor, head: HeadRun, cache: Path
 ) -> tuple[int, int, float]:
     """(clips, videos, clip ROC AUC) of a clip store's labelled clips under the given model."""
     rows = store.clips()
@@ -79,7 +79,7 @@ def robustness_table(
     records: Sequence[VideoRecord],
     test_videos: Sequence[str],
     extractor: FeatureExtractor,
-    head: DetectorRun,
+    head: HeadRun,
     out_dir: Path,
     conditions: dict[str, tuple[int, float]] | None = None,
 ) -> list[dict[str, Any]]:

@@ -9,7 +9,7 @@ For every repetition ``r`` of ``experiment.repeats``:
 3. embed every labelled clip with it (cached per weights digest) and score the test clips' dispersion
    without any head (:mod:`.diagnostics`);
 4. train each sequence head on the training clips' embeddings (Table 3 heads for the main variant, the main
-   head for the others; with ``detector.keep: best`` the validation clips choose each head's best epoch)
+   head for the others; with ``head.keep: best`` the validation clips choose each head's best epoch)
    and predict the test clips;
 5. evaluate at clip and video level.
 
@@ -52,11 +52,11 @@ from deepfake_detect.models import FeatureExtractor
 from deepfake_detect.models.calibration import apply_temperature, fit_temperature
 from deepfake_detect.runtime import cpu_seconds
 from deepfake_detect.training import (
-    DetectorRun,
+    HeadRun,
     embed_clips,
     predict_clips,
-    train_detector,
     train_extractor,
+    train_head,
 )
 
 logger = logging.getLogger(__name__)
@@ -125,7 +125,7 @@ class ExperimentResult:
     environment: dict[str, Any] = field(default_factory=dict)  # see experiment.environment
     final_model: dict[str, Any] = field(default_factory=dict)  # trained_on, temperature, card
     cpu_timings: dict[str, float] = field(default_factory=dict)  # stage kind -> CPU seconds
-    rep0_model: tuple[FeatureExtractor, DetectorRun, float, Split] | None = None  # for robustness tables
+    rep0_model: tuple[FeatureExtractor, HeadRun, float, Split] | None = None  # for robustness tables
 
 
 def write_split(split: Split, path: Path) -> Path:
@@ -208,9 +208,9 @@ def replicate(config: Config, rows: pd.DataFrame) -> list[Split]:
 
 def _heads_for(variant: Variant, config: Config) -> list[str]:
     if not variant.main:
-        return [config.detector.head]
-    heads = [config.detector.head]
-    heads += [h for h in config.experiment.table3_heads if h != config.detector.head]
+        return [config.head.name]
+    heads = [config.head.name]
+    heads += [h for h in config.experiment.table3_heads if h != config.head.name]
     return heads
 
 
@@ -257,11 +257,11 @@ def _run_variant(ctx: _Context, variant: Variant, split: Split, rep: RepetitionR
     )
     rep.dispersion_auc[variant.name] = dispersion_auc(embeddings, split.test)
     for head in _heads_for(variant, ctx.config):
-        detector = ctx.clock.run(
+        head_run = ctx.clock.run(
             f"head:{head}",
             f"{tag}: train {head} on {variant.name} embeddings",
             partial(
-                train_detector,
+                train_head,
                 cfg,
                 embeddings,
                 split.train,
@@ -269,26 +269,26 @@ def _run_variant(ctx: _Context, variant: Variant, split: Split, rep: RepetitionR
                 vdir / head,
                 head=head,
                 progress=False,
-                keep=cfg.detector.keep,
+                keep=cfg.head.keep,
             ),
         )
-        is_main = variant.main and head == ctx.config.detector.head
-        rep.results.append(_evaluate_head(ctx, variant, detector, embeddings, split, vdir / head, is_main))
+        is_main = variant.main and head == ctx.config.head.name
+        rep.results.append(_evaluate_head(ctx, variant, head_run, embeddings, split, vdir / head, is_main))
         if is_main and split.repeat == 0:
-            ctx.rep0 = (run.extractor, detector, rep.results[-1].temperature, split)
+            ctx.rep0 = (run.extractor, head_run, rep.results[-1].temperature, split)
 
 
 def _evaluate_head(
     ctx: _Context,
     variant: Variant,
-    detector: DetectorRun,
+    head_run: HeadRun,
     embeddings: Mapping[str, np.ndarray],
     split: Split,
     out_dir: Path,
     plots: bool,
 ) -> HeadResult:
     """Predict the test clips, write the evaluation, calibrate on validation and score single frames."""
-    probabilities = predict_clips(detector.head, embeddings, split.test)
+    probabilities = predict_clips(head_run.head, embeddings, split.test)
     table = clip_predictions(split.test, probabilities)
     ev = ctx.config.evaluation
     evaluation = evaluate_predictions(
@@ -297,11 +297,11 @@ def _evaluate_head(
         eps=ev.eps,
         threshold=ev.threshold,
         aggregation=ev.aggregation,
-        title=f"{variant.name} + {detector.head_name}, repetition {split.repeat}",
+        title=f"{variant.name} + {head_run.head_name}, repetition {split.repeat}",
         plots=plots,
     )
-    frames = single_frame_summary(detector.head, embeddings, split.test)
-    temperature = _validation_temperature(detector, embeddings, split)
+    frames = single_frame_summary(head_run.head, embeddings, split.test)
+    temperature = _validation_temperature(head_run, embeddings, split)
     calibrated = table.assign(fake_probability=apply_temperature(probabilities, temperature))
     clip, video = dict(evaluation.clip), dict(evaluation.video)
     for level, frame in ((clip, calibrated), (video, video_predictions(calibrated, ev.aggregation))):
@@ -309,17 +309,15 @@ def _evaluate_head(
         level["temperature"] = temperature
     table = table.assign(calibrated_probability=calibrated["fake_probability"])
     return HeadResult(
-        variant.name, detector.head_name, clip, video, table, detector.history, frames, temperature
+        variant.name, head_run.head_name, clip, video, table, head_run.history, frames, temperature
     )
 
 
-def _validation_temperature(
-    detector: DetectorRun, embeddings: Mapping[str, np.ndarray], split: Split
-) -> float:
+def _validation_temperature(head_run: HeadRun, embeddings: Mapping[str, np.ndarray], split: Split) -> float:
     """Temperature scaling fitted on the validation clips (never the test clips); 1 without them."""
     if not len(split.val):
         return 1.0
-    val = predict_clips(detector.head, embeddings, split.val)
+    val = predict_clips(head_run.head, embeddings, split.val)
     return fit_temperature(val, split.val["label"].to_numpy(dtype=float))
 
 
@@ -327,7 +325,7 @@ def _write_final_model(ctx: _Context, repetitions: list[RepetitionResult]) -> di
     """The final model (:mod:`.final`) with its card; returns what the report says about it."""
     if ctx.model_dir is None:
         return {}
-    head = ctx.config.detector.head
+    head = ctx.config.head.name
     aucs = [hr.clip["roc_auc"] for r in repetitions if (hr := r.get(ctx.main, head))]
     return write_final_model(
         ctx.config, ctx.store, ctx.rows, ctx.out_dir, ctx.model_dir, ctx.clock.run, ctx.rep0, aucs
@@ -343,7 +341,7 @@ class _Context:
     model_dir: Path | None
     clock: _Clock
     main: str = ""
-    rep0: tuple[FeatureExtractor, DetectorRun, float, Split] | None = None
+    rep0: tuple[FeatureExtractor, HeadRun, float, Split] | None = None
 
 
 def run_experiment(

@@ -2,7 +2,7 @@
 
 :class:`FrameFeatureExtractor` wraps one member's network and gives its pooled features (the input of its
 classifier, e.g. 2560-d for EfficientNet-B7) for the clip store's crops, so that ``embed`` and
-``train-detector`` can put the paper's LSTM on top of a published frame classifier.
+``train-head`` can put the paper's LSTM on top of a published frame classifier.
 
 Crops: the clip store holds square face crops (the store's detector, ``faces.margin`` of context,
 ``faces.crop_size`` pixels), not the recipe's own crops. ``prepare`` applies the part of the recipe's

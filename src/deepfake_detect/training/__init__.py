@@ -1,15 +1,20 @@
-"""Training (SPEC §2 'Training', layer 4): the hinge-loss extractor, clip embeddings, the sequence detector.
+"""Training (SPEC §2 'Training', layer 4): the hinge-loss extractor, clip embeddings, the sequence head.
 
 Typical flow::
 
     run = train_extractor(config, store, train_rows, val_rows, out / "extractor")
     emb = embed_clips(run.extractor, store, rows, out / "embeddings", digest=run.digest)
-    det = train_detector(config, emb, train_rows, val_rows, out / "detector")
-    probs = predict_clips(det.head, emb, test_rows)
+    run_h = train_head(config, emb, train_rows, val_rows, out / "head")
+    probs = predict_clips(run_h.head, emb, test_rows)
+
+The pre-rename names ``train_detector``, ``DetectorRun`` and ``DetectorModule`` still resolve, with a
+logging warning naming the new one.
 """
 
+import logging
+from typing import Any
+
 from deepfake_detect.training.datamodules import ClipWindowDataset, EmbeddingDataset, pad_collate
-from deepfake_detect.training.detector import DetectorModule, DetectorRun, predict_clips, train_detector
 from deepfake_detect.training.embed import cache_file, embed_clips, embed_frames, load_extractor
 from deepfake_detect.training.extractor import (
     ExtractorModule,
@@ -19,16 +24,17 @@ from deepfake_detect.training.extractor import (
     load_trained_extractor,
     train_extractor,
 )
+from deepfake_detect.training.head import HeadModule, HeadRun, predict_clips, train_head
 from deepfake_detect.training.plots import plot_loss_curves
 from deepfake_detect.training.splits import labelled_clips, split_train_val
 
 __all__ = [
     "ClipWindowDataset",
-    "DetectorModule",
-    "DetectorRun",
     "EmbeddingDataset",
     "ExtractorModule",
     "ExtractorRun",
+    "HeadModule",
+    "HeadRun",
     "build_extractor",
     "cache_file",
     "embed_clips",
@@ -41,6 +47,17 @@ __all__ = [
     "plot_loss_curves",
     "predict_clips",
     "split_train_val",
-    "train_detector",
     "train_extractor",
+    "train_head",
 ]
+
+# Deprecated names (before the sequence head's trainer was called a head everywhere) -> current names.
+_DEPRECATED = {"train_detector": "train_head", "DetectorRun": "HeadRun", "DetectorModule": "HeadModule"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _DEPRECATED:
+        new = _DEPRECATED[name]
+        logging.getLogger(__name__).warning("%s.%s is deprecated; use %s", __name__, name, new)
+        return globals()[new]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,13 +1,14 @@
 """Train a sequence head (LSTM, MLP, frame-MLP) on cached clip embeddings with BCE (SPEC §2 'Detector').
 
 Batches are right-padded (B, T_max, D) embeddings with their lengths; the loss is ``BCEWithLogits`` over
-the head's logits; Adam at ``detector.lr`` for ``detector.epochs`` epochs (paper: 20). Model selection:
-``keep`` (default: ``config.detector.keep``). ``"best"``: with validation rows, the weights of the epoch
+the head's logits; Adam at ``head.lr`` for ``head.epochs`` epochs (paper: 20). Model selection:
+``keep`` (default: ``config.head.keep``). ``"best"``: with validation rows, the weights of the epoch
 with the lowest validation loss (the paper stopped at 20 epochs "to avoid over-fitting", which selecting
 the best validation epoch does without guessing the epoch count). ``"last"``, or no validation rows: the
 last epoch's weights (steadier when the validation set is small, so the demo and paper configs use it).
 
-Output folder (``out_dir``): ``head.safetensors``, ``detector.json`` (head name, kwargs, kept epoch),
+Output folder (``out_dir``): ``head.safetensors``, ``detector.json`` (head name, kwargs, kept epoch;
+the file keeps its pre-rename name so that existing output folders read the same),
 ``history.csv``, ``loss_curves.png`` (paper figure 5), ``checkpoints/`` and logs.
 """
 
@@ -41,8 +42,8 @@ Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
 
 
 @dataclass(frozen=True)
-class DetectorRun:
-    """Result of :func:`train_detector`; ``kept_epoch`` is the epoch whose weights ``head`` holds."""
+class HeadRun:
+    """Result of :func:`train_head`; ``kept_epoch`` is the epoch whose weights ``head`` holds."""
 
     head: SequenceHead
     head_name: str
@@ -52,7 +53,7 @@ class DetectorRun:
     kept_epoch: int = 0
 
 
-class DetectorModule(L.LightningModule):
+class HeadModule(L.LightningModule):
     """BCE-with-logits training of a :class:`SequenceHead` on padded embedding batches."""
 
     def __init__(self, head: SequenceHead, *, lr: float) -> None:
@@ -90,7 +91,7 @@ def _embedding_dim(embeddings: Mapping[str, np.ndarray]) -> int:
 
 
 def head_kwargs_from(config: Config, input_dim: int) -> dict[str, Any]:
-    d = config.detector
+    d = config.head
     return {"input_dim": input_dim, "hidden": d.hidden, "layers": d.layers, "dropout": d.dropout}
 
 
@@ -100,7 +101,7 @@ def _loaders(
     train_rows: pd.DataFrame,
     val_rows: pd.DataFrame | None,
 ) -> tuple[DataLoader[Any], DataLoader[Any] | None]:
-    batch = config.detector.batch_size
+    batch = config.head.batch_size
     train_set = EmbeddingDataset(embeddings, train_rows)
     order = EpochShuffleSampler(len(train_set), config.seed)
     train = DataLoader(train_set, batch_size=batch, collate_fn=pad_collate, sampler=order)
@@ -110,7 +111,7 @@ def _loaders(
     return train, DataLoader(val_set, batch_size=batch, shuffle=False, collate_fn=pad_collate)
 
 
-def train_detector(
+def train_head(
     config: Config,
     embeddings: Mapping[str, np.ndarray],
     train_rows: pd.DataFrame,
@@ -122,20 +123,20 @@ def train_detector(
     keep: Literal["best", "last"] | None = None,
     resume: bool = False,
     accelerator: str = "cpu",
-) -> DetectorRun:
-    """Train ``head`` (default ``config.detector.head``) on the embeddings of ``train_rows``."""
+) -> HeadRun:
+    """Train ``head`` (default ``config.head.name``) on the embeddings of ``train_rows``."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     L.seed_everything(config.seed, workers=True, verbose=False)
-    d = config.detector
-    name = head or d.head
+    d = config.head
+    name = head or d.name
     kwargs = head_kwargs_from(config, _embedding_dim(embeddings))
-    module = DetectorModule(create_head(name, **kwargs), lr=d.lr)
+    module = HeadModule(create_head(name, **kwargs), lr=d.lr)
     train, val = _loaders(config, embeddings, train_rows, val_rows)
-    keep = keep or config.detector.keep
+    keep = keep or config.head.keep
     monitor = "val_loss" if val is not None and keep == "best" else None
     if d.epochs == 0:
-        logger.warning("detector.epochs is 0: the %s head keeps its random initial weights", name)
+        logger.warning("head.epochs is 0: the %s head keeps its random initial weights", name)
         return _finish(module.head.eval(), name, kwargs, common.history_frame(), out_dir, kept_epoch=0)
     trainer, checkpoint, history = common.build_trainer(
         out_dir, max_epochs=d.epochs, accelerator=accelerator, progress=progress, monitor=monitor
@@ -158,14 +159,14 @@ def _finish(
     out_dir: Path,
     *,
     kept_epoch: int,
-) -> DetectorRun:
+) -> HeadRun:
     weights = common.save_safetensors(head, out_dir / WEIGHTS_FILE)
     common.write_json(out_dir / INFO_FILE, {"head": name, "head_kwargs": kwargs, "kept_epoch": kept_epoch})
     common.atomic_write(out_dir / "history.csv", lambda tmp: history.to_csv(tmp, index=False))
     if len(history):
         title = f"Detector ({name}): binary cross-entropy"
         plot_loss_curves(history, out_dir / "loss_curves.png", title=title, loss_name="BCE loss")
-    return DetectorRun(head, name, dict(kwargs), history, weights, kept_epoch)
+    return HeadRun(head, name, dict(kwargs), history, weights, kept_epoch)
 
 
 def predict_clips(
