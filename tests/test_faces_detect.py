@@ -158,13 +158,13 @@ def test_mtcnn_batched_detection_equals_one_at_a_time(
 ) -> None:
     blank = np.full_like(astronaut_rgb, 90)
     images = [astronaut_rgb, blank, camera_rgb, np.ascontiguousarray(astronaut_rgb[:, ::-1])]
-    batched = mtcnn_detector.detect_many(images)
+    batched = mtcnn_detector.detect_batch(images)
     alone = [mtcnn_detector.detect(image) for image in images]
     assert [len(found) for found in batched] == [len(found) for found in alone] == [1, 0, 1, 1]
     for mine, theirs in zip(batched, alone, strict=True):
         for a, b in zip(mine, theirs, strict=True):
             assert a.box.iou(b.box) > 0.99 and a.score == pytest.approx(b.score, abs=1e-4)
-    mixed = mtcnn_detector.detect_many([astronaut_rgb, astronaut_rgb[:300]])  # sizes differ: one by one
+    mixed = mtcnn_detector.detect_batch([astronaut_rgb, astronaut_rgb[:300]])  # sizes differ: one by one
     assert len(mixed) == 2 and len(mixed[0]) == 1
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,7 +12,14 @@ import numpy as np
 import pytest
 
 from deepfake_detect.config import FaceConfig
-from deepfake_detect.faces import FaceTracker, MTCNNDetector, TrackedFace, crop_face, track_faces
+from deepfake_detect.faces import (
+    FaceTracker,
+    MTCNNDetector,
+    TrackedFace,
+    crop_face,
+    detect_batch,
+    track_faces,
+)
 from deepfake_detect.types import BBox, Frame
 from deepfake_detect.video import write_video
 
@@ -299,15 +307,45 @@ def test_keyframe_detection_keeps_the_frames_read_before_decoding_fails(
 
 
 class _BatchCountingDetector(_CountingDetector):
-    """Also offers ``detect_many`` (as MTCNN does), counting its calls and the frames in them."""
+    """Also offers ``detect_batch`` (as MTCNN does), counting its calls and the frames in them."""
 
     def __init__(self, detector: MTCNNDetector) -> None:
         super().__init__(detector)
         self.batches: list[int] = []
 
+    def detect_batch(self, images: list[np.ndarray]) -> list:
+        self.batches.append(len(images))
+        return self.detector.detect_batch(images)
+
+
+class _OldStyleBatcher:
+    """A backend written before the rename: batched detection under its old name ``detect_many``."""
+
+    name = "old-style"
+
+    def __init__(self) -> None:
+        self.singles = 0
+        self.batches: list[int] = []
+
+    def detect(self, image: np.ndarray) -> list:
+        self.singles += 1
+        return []
+
     def detect_many(self, images: list[np.ndarray]) -> list:
         self.batches.append(len(images))
-        return self.detector.detect_many(images)
+        return [[] for _ in images]
+
+
+def test_detect_batch_still_batches_an_old_style_backend_with_a_warning(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    images = [np.zeros((8, 8, 3), np.uint8)] * 3
+    old = _OldStyleBatcher()
+    with caplog.at_level(logging.WARNING, logger="deepfake_detect.faces.detectors.base"):
+        assert detect_batch(old, images) == [[], [], []]
+        detect_batch(old, images)
+    assert old.batches == [3, 3] and old.singles == 0
+    assert caplog.text.count("detect_many is deprecated; name it detect_batch") == 1  # once per backend
 
 
 def test_batched_keyframe_detection_gives_the_same_faces(

@@ -291,9 +291,9 @@ class _BatchRecorder:
         self.batches.append(1)
         return self.detector.detect(image)
 
-    def detect_many(self, images: list[np.ndarray]) -> list[list[Detection]]:
+    def detect_batch(self, images: list[np.ndarray]) -> list[list[Detection]]:
         self.batches.append(len(images))
-        return self.detector.detect_many(images)
+        return self.detector.detect_batch(images)
 
 
 def test_detect_batch_reaches_the_face_detector(

@@ -8,7 +8,7 @@ from deepfake_detect.faces.detectors import (
     HaarDetector,
     MTCNNDetector,
     create_face_detector,
-    detect_many,
+    detect_batch,
 )
 from deepfake_detect.faces.pipeline import TrackedFace, track_faces
 from deepfake_detect.faces.segment import constant_interval_runs, split_into_clips
@@ -25,7 +25,7 @@ __all__ = [
     "constant_interval_runs",
     "create_face_detector",
     "crop_face",
-    "detect_many",
+    "detect_batch",
     "split_into_clips",
     "square_crop_bounds",
     "standardise",

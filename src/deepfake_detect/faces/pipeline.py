@@ -10,7 +10,7 @@ import numpy as np
 
 from deepfake_detect.config import FaceConfig
 from deepfake_detect.faces.crop import crop_face
-from deepfake_detect.faces.detectors.base import FaceDetector, detect_many
+from deepfake_detect.faces.detectors.base import FaceDetector, detect_batch
 from deepfake_detect.faces.guided import GuidedScan
 from deepfake_detect.faces.tracking import FaceTracker
 from deepfake_detect.types import BBox, Detection, Frame
@@ -119,7 +119,7 @@ def _flush(
         state.pending[-1] = (state.pending[-1][0], True)
     pending, state.pending = state.pending, []
     keys = [] if state.scan.enabled else [frame for frame, key in pending if key]
-    found = dict(zip((f.index for f in keys), detect_many(detector, [f.image for f in keys]), strict=True))
+    found = dict(zip((f.index for f in keys), detect_batch(detector, [f.image for f in keys]), strict=True))
     between: list[Frame] = []
     for frame, key in pending:
         if not key:

@@ -20,7 +20,7 @@ import cv2
 import numpy as np
 import torch
 
-from deepfake_detect.faces import FaceDetector, TrackedFace, detect_many, track_faces
+from deepfake_detect.faces import FaceDetector, TrackedFace, detect_batch, track_faces
 from deepfake_detect.faces.detectors.base import supports_scaled
 from deepfake_detect.inference.engine import Engine
 from deepfake_detect.inference.options import Settings
@@ -72,8 +72,8 @@ class TimedDetector:
     """A face detector whose calls are charged to the "detect" stage and run with ``threads`` torch
     threads (None: unchanged). MTCNN is thousands of small operations per frame: measured on 2 shared
     cores, 2 threads took 1.5 s per 320 px frame against 35 ms with 1 (threads spin while the other core
-    is busy), so the default is 1 while the embedding keeps every thread. ``detect_many`` passes batches
-    on to a backend that has it (``faces.detect_many``), so ``faces.detect_batch`` reaches it; likewise
+    is busy), so the default is 1 while the embedding keeps every thread. ``detect_batch`` passes batches
+    (of the ``faces.detect_batch`` option's size) on to the backend's own ``detect_batch``; likewise
     ``detect_scaled`` (the track-guided keyframe scan, ``faces.guided``), there only if the backend has it."""
 
     detect_scaled: Callable[[list[np.ndarray], float], list[list[Detection]]]
@@ -93,9 +93,9 @@ class TimedDetector:
         with torch_threads(self._threads):
             return self._timer.timed("detect", lambda: self._detector.detect(image))
 
-    def detect_many(self, images: list[np.ndarray]) -> list[list[Detection]]:
+    def detect_batch(self, images: list[np.ndarray]) -> list[list[Detection]]:
         with torch_threads(self._threads):
-            return self._timer.timed("detect", lambda: detect_many(self._detector, images))
+            return self._timer.timed("detect", lambda: detect_batch(self._detector, images))
 
 
 @contextlib.contextmanager

@@ -6,7 +6,7 @@ from deepfake_detect.faces.detectors.base import (
     FaceDetector,
     FaceDetectorFactory,
     create_face_detector,
-    detect_many,
+    detect_batch,
 )
 from deepfake_detect.faces.detectors.haar import HaarDetector
 from deepfake_detect.faces.detectors.mtcnn import MTCNNDetector
@@ -18,5 +18,5 @@ __all__ = [
     "HaarDetector",
     "MTCNNDetector",
     "create_face_detector",
-    "detect_many",
+    "detect_batch",
 ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import Protocol, runtime_checkable
 
@@ -27,13 +28,25 @@ class FaceDetector(Protocol):
     def detect(self, image: np.ndarray) -> list[Detection]: ...
 
 
+logger = logging.getLogger(__name__)
+_WARNED_OLD_BATCH: set[str] = set()  # backends already warned about their pre-rename ``detect_many``
+
 FaceDetectorFactory = Callable[[FaceConfig], FaceDetector]
 FACE_DETECTORS: Registry[FaceDetectorFactory] = Registry("face detector")
 
 
-def detect_many(detector: FaceDetector, images: list[np.ndarray]) -> list[list[Detection]]:
-    """``detector.detect`` of each image; one batched call where the backend has ``detect_many``."""
-    batched = getattr(detector, "detect_many", None)
+def detect_batch(detector: FaceDetector, images: list[np.ndarray]) -> list[list[Detection]]:
+    """``detector.detect`` of each image; one batched call where the backend has ``detect_batch``.
+
+    (Many frames of one video, for the face detector; ``Detector.detect_many`` in ``inference`` is many
+    videos.) A backend written before the rename that offers ``detect_many`` instead is still batched,
+    with a logging warning."""
+    batched = getattr(detector, "detect_batch", None)
+    if batched is None and callable(old := getattr(detector, "detect_many", None)):
+        if detector.name not in _WARNED_OLD_BATCH:
+            _WARNED_OLD_BATCH.add(detector.name)
+            logger.warning("face detector %r: detect_many is deprecated; name it detect_batch", detector.name)
+        batched = old
     if batched is not None and len(images) > 1:
         return list(batched(images))
     return [detector.detect(image) for image in images]
