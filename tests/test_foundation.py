@@ -142,6 +142,21 @@ def test_detector_and_head_sections_at_once_are_refused(tmp_path: Path) -> None:
         Config.model_validate({"detector": {}, "head": {}})
 
 
+def test_pre_rename_python_names_resolve_with_a_warning(caplog: pytest.LogCaptureFixture) -> None:
+    import deepfake_detect.config as config_module
+    import deepfake_detect.training as training
+
+    with caplog.at_level(logging.WARNING):
+        assert config_module.DetectorConfig is config_module.HeadConfig
+        assert training.train_detector is training.train_head
+        assert training.DetectorRun is training.HeadRun and training.DetectorModule is training.HeadModule
+        assert training.labelled_clips is training.filter_labelled
+    assert "DetectorConfig is deprecated; use HeadConfig" in caplog.text
+    assert "train_detector is deprecated; use train_head" in caplog.text
+    with pytest.raises(AttributeError):
+        training.no_such_name  # noqa: B018
+
+
 def test_apply_overrides_does_not_mutate_input() -> None:
     raw = {"a": {"b": 1}}
     out = apply_overrides(raw, ["a.b=2", "a.c=null"])

@@ -227,7 +227,7 @@ def _write_outputs(
     if json_out is not None:
         _write_json(json_out, {"videos": [r.to_json() for r in results], "model": model})
     if report is not None:
-        from deepfake_detect.inference.report import write_report
+        from deepfake_detect.inference.html_report import write_report
 
         page = write_report(results, report, model)
         err_console.print(f"report: {page}")

@@ -151,7 +151,7 @@ def make_variants(config: Config) -> list[Variant]:
     return variants
 
 
-def labelled_clips(store: ClipStore) -> pd.DataFrame:
+def load_labelled_clips(store: ClipStore) -> pd.DataFrame:
     """The store's ok clips with a known label, with a ``clip_key`` column."""
     rows = store.clips()
     unknown = int((~rows["label"].isin([0, 1])).sum())
@@ -359,7 +359,7 @@ def run_experiment(
     """
     exp = config.experiment
     revision = code_revision()  # of the code this run imported, before anything can change the checkout
-    rows = labelled_clips(store)
+    rows = load_labelled_clips(store)
     variants = make_variants(config)
     table2_repeats = exp.repeats if exp.table2_repeats is None else min(exp.table2_repeats, exp.repeats)
     plan = _plan(config, variants, table2_repeats)

@@ -3,7 +3,7 @@
 Modules: ``options`` (DetectOptions), ``results`` (VideoResult, FaceResult, TimelinePoint),
 ``engine`` (Engine protocol, TorchEngine, the ENGINES registry), ``pipeline`` (the streaming
 video pipeline), ``scoring``/``verdict`` (windows and aggregation), ``detector`` (Detector),
-``report`` (HTML report) and ``last_model`` (the demo's last model).
+``html_report`` (HTML report of detect results) and ``last_model`` (the demo's last model).
 Names are imported on first use (PEP 562): ``detect``'s parent process never imports torch.
 """
 

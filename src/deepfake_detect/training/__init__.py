@@ -7,8 +7,8 @@ Typical flow::
     run_h = train_head(config, emb, train_rows, val_rows, out / "head")
     probs = predict_clips(run_h.head, emb, test_rows)
 
-The pre-rename names ``train_detector``, ``DetectorRun`` and ``DetectorModule`` still resolve, with a
-logging warning naming the new one.
+The pre-rename names ``train_detector``, ``DetectorRun``, ``DetectorModule`` and ``labelled_clips`` still
+resolve, with a logging warning naming the new one.
 """
 
 import logging
@@ -25,8 +25,8 @@ from deepfake_detect.training.extractor import (
     train_extractor,
 )
 from deepfake_detect.training.head import HeadModule, HeadRun, predict_clips, train_head
-from deepfake_detect.training.plots import plot_loss_curves
-from deepfake_detect.training.splits import labelled_clips, split_train_val
+from deepfake_detect.training.loss_curves import plot_loss_curves
+from deepfake_detect.training.selection import filter_labelled, split_train_val
 
 __all__ = [
     "ClipWindowDataset",
@@ -40,7 +40,7 @@ __all__ = [
     "embed_clips",
     "embed_frames",
     "extractor_digest",
-    "labelled_clips",
+    "filter_labelled",
     "load_extractor",
     "load_trained_extractor",
     "pad_collate",
@@ -51,8 +51,13 @@ __all__ = [
     "train_head",
 ]
 
-# Deprecated names (before the sequence head's trainer was called a head everywhere) -> current names.
-_DEPRECATED = {"train_detector": "train_head", "DetectorRun": "HeadRun", "DetectorModule": "HeadModule"}
+# Deprecated names (before issue 9's renames) -> current names.
+_DEPRECATED = {
+    "train_detector": "train_head",
+    "DetectorRun": "HeadRun",
+    "DetectorModule": "HeadModule",
+    "labelled_clips": "filter_labelled",
+}
 
 
 def __getattr__(name: str) -> Any:

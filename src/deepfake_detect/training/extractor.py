@@ -37,7 +37,7 @@ from deepfake_detect.models import FeatureExtractor, load_weights
 from deepfake_detect.models.frame_extractor import FrameFeatureExtractor
 from deepfake_detect.training import common
 from deepfake_detect.training.datamodules import ClipWindowDataset, EpochWindowSampler, loader_kwargs
-from deepfake_detect.training.plots import plot_loss_curves
+from deepfake_detect.training.loss_curves import plot_loss_curves
 
 logger = logging.getLogger(__name__)
 

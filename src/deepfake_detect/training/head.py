@@ -31,7 +31,7 @@ from deepfake_detect.config import Config
 from deepfake_detect.models import SequenceHead, create_head
 from deepfake_detect.training import common
 from deepfake_detect.training.datamodules import EmbeddingDataset, EpochShuffleSampler, pad_collate
-from deepfake_detect.training.plots import plot_loss_curves
+from deepfake_detect.training.loss_curves import plot_loss_curves
 
 logger = logging.getLogger(__name__)
 

@@ -1,4 +1,5 @@
-"""Which manifest rows train and which validate, for the training commands.
+"""Which manifest rows train and which validate, for the training commands (``experiment.splits`` is the
+experiment's repeated train/validation/test splits).
 
 Rule (documented in the CLI help):
 
@@ -38,7 +39,7 @@ def source_groups(rows: pd.DataFrame) -> pd.Series:
     return source.where(~missing, rows["video_id"].astype(str))
 
 
-def labelled_clips(clips: pd.DataFrame) -> pd.DataFrame:
+def filter_labelled(clips: pd.DataFrame) -> pd.DataFrame:
     """``ok`` rows with label 0 or 1 (unlabelled ones are dropped with a log line)."""
     ok = clips[clips["status"] == "ok"] if "status" in clips else clips
     labelled = ok[ok["label"].astype(int).isin([0, 1])]
@@ -57,7 +58,7 @@ def split_train_val(
     """(train rows, validation rows or None) following the module's rule."""
     if not 0.0 <= val_fraction < 1.0:
         raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
-    rows = labelled_clips(clips)
+    rows = filter_labelled(clips)
     if rows.empty:
         raise ValueError("no labelled ok clips to train on")
     if use == "all":
