@@ -287,8 +287,9 @@ class Config(BaseModel):
 _OLD_SECTIONS: dict[str, tuple[str, dict[str, str]]] = {"detector": ("head", {"head": "name"})}
 
 
-def _deprecated(old: str, new: str) -> None:
-    logger.warning("config section %r is deprecated; use %r", old, new)
+def _deprecated(old: str, new: str, keys: dict[str, str]) -> None:
+    renamed = "".join(f"; its key {k!r} is now {new}.{v}" for k, v in keys.items())
+    logger.warning("config section %r is deprecated; use %r%s", old, new, renamed)
 
 
 def migrate_sections(raw: dict[str, Any]) -> dict[str, Any]:
@@ -302,7 +303,7 @@ def migrate_sections(raw: dict[str, Any]) -> dict[str, Any]:
                 f"config sections {old!r} and {new!r} are both given: {old!r} is the deprecated name "
                 f"of {new!r}; keep only {new!r}"
             )
-        _deprecated(old, new)
+        _deprecated(old, new, keys)
         section = result.pop(old)
         if isinstance(section, dict):
             section = {keys.get(k, k): v for k, v in section.items()}
@@ -315,7 +316,7 @@ def _migrate_key(keys: list[str]) -> list[str]:
     if keys[0] not in _OLD_SECTIONS:
         return keys
     new, renamed = _OLD_SECTIONS[keys[0]]
-    _deprecated(keys[0], new)
+    _deprecated(keys[0], new, renamed)
     rest = [renamed.get(keys[1], keys[1]), *keys[2:]] if len(keys) > 1 else []
     return [new, *rest]
 
