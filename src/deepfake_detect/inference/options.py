@@ -87,7 +87,7 @@ class DetectOptions:
             if high is not None and not low <= value <= high:
                 raise ValueError(f"{item.name} must be between {low} and {high}, got {value}")
             if value < low:
-                none = " (or None)" if item.default is None or item.name in _MAY_BE_NONE else ""
+                none = " (or None)" if "None" in str(item.type) else ""  # the field's annotation
                 raise ValueError(f"{item.name} must be >= {low}{none}, got {value}")
         if self.max_duration_s is not None and not self.max_duration_s > 0:
             raise ValueError(f"max_duration_s must be > 0 (or None), got {self.max_duration_s}")
@@ -98,9 +98,6 @@ class DetectOptions:
             AGGREGATIONS.get(self.aggregation)  # UnknownNameError lists the known rules
         if self.face_detector is not None:
             FACE_DETECTORS.get(self.face_detector)
-
-
-_MAY_BE_NONE = frozenset({"max_frames", "max_pixels", "detect_threads"})  # None: no limit / unchanged
 
 
 def option_default(name: str) -> Any:
