@@ -30,22 +30,22 @@ STAGES = ("decode", "detect", "crop", "embed", "head")
 
 def stages_alone(detector: Detector, video: Path) -> dict[str, float]:
     """Seconds of each stage run by itself (same frames, same components, same settings)."""
-    settings, options = detector.settings, detector.options
+    settings = detector.settings  # what the pipeline reads
     faces = settings.faces
     watches = {stage: common.Stopwatch() for stage in STAGES}
     with watches["decode"]:
-        info = probe(video, max_pixels=options.max_pixels)
+        info = probe(video, max_pixels=settings.max_pixels)
         stride = choose_stride(info, settings.frame_stride, settings.min_clip_len)
-        count = sum(1 for _ in iter_frames(video, stride, options.max_frames, options.max_pixels))
+        count = sum(1 for _ in iter_frames(video, stride, settings.max_frames, settings.max_pixels))
     detect_timer = StageTimer()  # the pipeline's own timed wrapper: same threads, same batching
-    timed_detector = TimedDetector(detector.face_detector, detect_timer, options.detect_threads)
+    timed_detector = TimedDetector(detector.face_detector, detect_timer, settings.detect_threads)
     crops: list[np.ndarray] = []
     tracks: dict[int, list[int]] = {}  # track id -> frame indices
     positions: dict[int, list[int]] = {}  # track id -> rows of its crops in ``crops``
     loop = common.Stopwatch()
     with loop:  # crop + track = this loop's time less its decoding (timed above) and detection
         for face in track_faces(
-            iter_frames(video, stride, options.max_frames, options.max_pixels), timed_detector, faces
+            iter_frames(video, stride, settings.max_frames, settings.max_pixels), timed_detector, faces
         ):
             tracks.setdefault(face.track_id, []).append(face.frame_index)
             positions.setdefault(face.track_id, []).append(len(crops))
@@ -54,8 +54,8 @@ def stages_alone(detector: Detector, video: Path) -> dict[str, float]:
     watches["crop"].seconds = max(0.0, loop.seconds - watches["detect"].seconds - watches["decode"].seconds)
     embeddings = []
     with watches["embed"]:
-        for start in range(0, len(crops), options.batch_size):
-            embeddings.append(detector.engine.embed(np.stack(crops[start : start + options.batch_size])))
+        for start in range(0, len(crops), settings.batch_size):
+            embeddings.append(detector.engine.embed(np.stack(crops[start : start + settings.batch_size])))
     all_embeddings = np.concatenate(embeddings) if embeddings else np.zeros((0, 1), np.float32)
     with watches["head"]:
         for track_id, indices in tracks.items():

@@ -99,6 +99,7 @@ def test_crashes_cost_only_their_item() -> None:
         assert outcomes[item] == item * item
     segfault, exited = outcomes[3], outcomes[5]
     assert isinstance(segfault, WorkerFailure) and segfault.kind == "crash" and "SIGSEGV" in segfault.message
+    assert not segfault.out_of_memory
     assert (
         isinstance(exited, WorkerFailure)
         and exited.kind == "crash"
@@ -135,7 +136,7 @@ def test_memory_hog_is_killed_not_the_parent() -> None:
     with IsolatedPool(workers=1, memory_mb=400, timeout_s=60) as pool:
         outcomes = dict(pool.imap_unordered(hog_memory, [1000, 1]))
     hog = outcomes[1000]
-    assert isinstance(hog, WorkerFailure) and hog.kind == "crash"
+    assert isinstance(hog, WorkerFailure) and hog.kind == "crash" and hog.out_of_memory
     assert "exceeded memory limit of 400 MB" in hog.message
     assert outcomes[1] == 256  # the next item ran in a fresh worker: 1 MB of ones, every 4096th summed
 
@@ -144,7 +145,7 @@ def test_memory_error_is_a_crash() -> None:
     with IsolatedPool(workers=1) as pool:
         outcomes = dict(pool.imap_unordered(raise_memory_error, [1]))
     assert isinstance(outcomes[1], WorkerFailure) and outcomes[1].kind == "crash"
-    assert "MemoryError" in outcomes[1].message
+    assert "MemoryError" in outcomes[1].message and outcomes[1].out_of_memory
 
 
 def test_early_stop_shuts_down_cleanly() -> None:

@@ -125,6 +125,33 @@ def test_page_docs_and_openapi(client: TestClient) -> None:
     assert {"/v1/health", "/v1/model"} <= set(spec["paths"])
 
 
+def _schema(spec: dict[str, Any], ref: dict[str, Any]) -> dict[str, Any]:
+    """The component a ``{"$ref": "#/components/schemas/NAME"}`` points to."""
+    schema: dict[str, Any] = spec["components"]["schemas"][ref["$ref"].rsplit("/", 1)[1]]
+    return schema
+
+
+def test_openapi_describes_the_detect_answer_and_the_model(client: TestClient) -> None:
+    spec = client.get("/openapi.json").json()
+    ok = spec["paths"]["/v1/detect"]["post"]["responses"]["200"]["content"]["application/json"]["schema"]
+    body = _schema(spec, ok)
+    assert set(body["properties"]) == {"videos", "model"} and set(body["required"]) == {"videos", "model"}
+    video = _schema(spec, body["properties"]["videos"]["items"])
+    main = {"path", "status", "fake_probability", "label", "threshold", "error", "warnings", "faces"}
+    assert main | {"timings", "info"} <= set(video["properties"]) and main <= set(video["required"])
+    assert set(_schema(spec, video["properties"]["status"])["enum"]) >= {"ok", "no_face", "too_large"}
+    face = _schema(spec, video["properties"]["faces"]["items"])
+    assert {"track_id", "fake_probability", "timeline", "similarity", "thumbnail_jpeg"} <= set(
+        face["required"]
+    )
+    model = spec["paths"]["/v1/model"]["get"]["responses"]["200"]["content"]["application/json"]["schema"]
+    kinds = {_schema(spec, ref)["properties"]["kind"]["const"] for ref in model["oneOf"]}
+    assert kinds == {"sequence", "frame"}
+    assert {"backbone", "threshold", "card"} <= set(
+        spec["components"]["schemas"]["SequenceModelBody"]["required"]
+    )
+
+
 # --- verdicts ----------------------------------------------------------------------------------------
 
 
@@ -342,7 +369,7 @@ def test_a_full_queue_answers_503_with_retry_after(
 
 
 def crash_like_a_decoder(path: str) -> None:
-    """Stands in for ``detect_job`` in the worker: dies the way a crashing native decoder does."""
+    """Stands in for ``detect_in_worker`` in the worker: dies the way a crashing native decoder does."""
     os.abort()
 
 
@@ -353,7 +380,7 @@ def test_a_crashing_worker_costs_one_request_not_the_server(
     import deepfake_detect.service.workers as workers
 
     with monkeypatch.context() as patch:
-        patch.setattr(workers, "detect_job", crash_like_a_decoder)  # sent to the worker by reference
+        patch.setattr(workers, "detect_in_worker", crash_like_a_decoder)  # sent to the worker by reference
         response = post_video(client, face_video)
     assert response.status_code == 422, response.text
     assert response.json()["status"] == "undecodable"

@@ -10,12 +10,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
 from typer.testing import CliRunner
 
 from deepfake_detect.inference import DetectOptions, Detector
 
 PARENT = """
 import json, sys
+import pytest
 from typer.testing import CliRunner
 from deepfake_detect.cli.app import _load_commands, app
 _load_commands(["deepfake-detect", "detect"])  # as main() does for `deepfake-detect detect`
@@ -87,3 +89,57 @@ def test_a_model_that_only_the_workers_fail_to_load_is_a_usage_error(
     result = CliRunner().invoke(app, ["detect", str(detect_media["face"]), "--model", str(broken)])
     assert result.exit_code == 2, result.output
     assert "is not a readable safetensors file" in result.output and "Traceback" not in result.output
+
+
+def fake_map_isolated(
+    address: str, fn: Any, items: Any, spec: Any, *, key: Any = str, resources: Any = None
+) -> Any:
+    """Stands in for ``cluster.map_isolated`` (no Dask here): the same jobs, in one isolated pool."""
+    from deepfake_detect.isolation import IsolatedPool
+
+    with IsolatedPool(1, initializer=spec.initializer, initargs=spec.initargs) as pool:
+        yield from pool.imap_unordered(fn, list(items))
+
+
+def refuse_weights(*_: object, **__: object) -> None:
+    raise AssertionError("the parent loaded the model's weights")
+
+
+def test_cluster_and_onnx_parents_read_config_json_only(
+    tmp_path: Path,
+    detect_media: dict[str, Path],
+    detect_model_dir: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import deepfake_detect.cluster
+    import deepfake_detect.export.onnx_engine
+    import deepfake_detect.inference.engine
+    import deepfake_detect.models.io
+    from deepfake_detect.cli.app import _load_commands, app
+    from deepfake_detect.export import export_onnx
+
+    onnx_dir = export_onnx(detect_model_dir, tmp_path / "onnx")
+    options = DetectOptions(max_frames=300, detect_every=4)
+    expected = {
+        "onnx": Detector.load(onnx_dir, engine="onnx", options=options).model_info(),
+        "cluster": Detector.load(detect_model_dir, options=options).model_info(),
+    }
+    runs = {
+        "onnx": ["--model", str(onnx_dir), "--engine", "onnx"],
+        "cluster": ["--model", str(detect_model_dir), "--cluster", "local:1"],
+    }
+    # the workers are spawned processes: only this (the parent's) process is patched
+    monkeypatch.setattr(deepfake_detect.cluster, "map_isolated", fake_map_isolated)
+    monkeypatch.setattr(deepfake_detect.models.io, "load_model_dir", refuse_weights)
+    monkeypatch.setattr(deepfake_detect.inference.engine, "load_model_dir", refuse_weights)
+    monkeypatch.setattr(deepfake_detect.export.onnx_engine.OnnxEngine, "__init__", refuse_weights)
+    monkeypatch.setattr(Detector, "load", refuse_weights)
+    _load_commands()
+    for name, args in runs.items():
+        out = tmp_path / f"{name}.json"
+        video = str(detect_media["face"])
+        result = CliRunner().invoke(app, ["detect", video, *args, "--threads", "1", "--json", str(out)])
+        assert result.exit_code == 0, (name, result.output, result.exception)
+        document = json.loads(out.read_text())
+        assert document["videos"][0]["status"] == "ok", (name, document["videos"][0]["error"])
+        assert document["model"] == expected[name], name

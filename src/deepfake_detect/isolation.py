@@ -36,11 +36,17 @@ FailureKind = Literal["crash", "timeout", "error"]
 
 @dataclass(frozen=True)
 class WorkerFailure:
-    """Why an item produced no result. ``details`` holds the child's traceback for ``error``."""
+    """Why an item produced no result. ``details`` holds the child's traceback for ``error``.
+
+    ``out_of_memory``: the worker went past ``memory_mb``, raised MemoryError, or was SIGKILLed from
+    outside (on Linux, most often the kernel's out-of-memory killer); callers map failures on it and
+    ``kind``, never on the message.
+    """
 
     kind: FailureKind
     message: str
     details: str = field(default="", compare=False)
+    out_of_memory: bool = False
 
 
 _Results: TypeAlias = Iterator[tuple[T, R | WorkerFailure]]
@@ -103,7 +109,7 @@ def _run_task(conn: Connection, task_id: int, payload: bytes) -> tuple[tuple[Any
         conn.send(("started", task_id))
         return ("ok", task_id, fn(item)), False
     except MemoryError as exc:  # the heap may be in a bad state: report it as a crash and restart
-        return ("crash", task_id, _describe(exc), traceback.format_exc()), True
+        return ("crash", task_id, _describe(exc), traceback.format_exc(), True), True
     except Exception as exc:
         return ("error", task_id, _describe(exc), traceback.format_exc()), False
 
@@ -335,7 +341,7 @@ class IsolatedPool:
         task, worker.task = worker.task, None
         if task is None or task.task_id != message[1]:
             return
-        outcome = message[2] if kind == "ok" else WorkerFailure(kind, message[2], message[3])
+        outcome = message[2] if kind == "ok" else WorkerFailure(kind, *message[2:])
         if kind == "crash":  # the worker leaves after reporting a MemoryError
             worker.killed = outcome
         task.outbox.put((task.task_id, outcome))
@@ -347,7 +353,10 @@ class IsolatedPool:
         self._read_messages(worker)  # a result sent just before it exited still counts
         self._workers.remove(worker)
         worker.conn.close()
-        failure = worker.killed or WorkerFailure("crash", _exit_description(worker.process.exitcode))
+        exitcode = worker.process.exitcode
+        failure = worker.killed or WorkerFailure(
+            "crash", _exit_description(exitcode), out_of_memory=exitcode == -signal.SIGKILL
+        )
         if worker.task is not None:
             logger.warning("%s: %s; starting a replacement", worker.process.name, failure.message)
             worker.task.outbox.put((worker.task.task_id, failure))
@@ -362,12 +371,11 @@ class IsolatedPool:
             if now > worker.deadline:
                 self._kill(worker, "timeout" if worker.ready else "crash", f"{worker.overdue}; killed")
             elif memory_mb is not None and (rss := _rss_mb(worker.process.pid or 0) or 0.0) > memory_mb:
-                self._kill(
-                    worker, "crash", f"exceeded memory limit of {memory_mb} MB (resident {rss:.0f} MB)"
-                )
+                message = f"exceeded memory limit of {memory_mb} MB (resident {rss:.0f} MB)"
+                self._kill(worker, "crash", message, out_of_memory=True)
 
-    def _kill(self, worker: _Worker, kind: FailureKind, message: str) -> None:
-        worker.killed = WorkerFailure(kind, message)
+    def _kill(self, worker: _Worker, kind: FailureKind, message: str, *, out_of_memory: bool = False) -> None:
+        worker.killed = WorkerFailure(kind, message, out_of_memory=out_of_memory)
         worker.process.kill()
 
     def _fail_pool(self, failure: WorkerFailure) -> None:

@@ -30,6 +30,7 @@ from deepfake_detect.cli.common import (
     make_progress,
     setup_logging,
 )
+from deepfake_detect.inference.options import option_bounds, option_default
 
 if TYPE_CHECKING:
     from deepfake_detect.inference import DetectOptions, Detector, VideoResult
@@ -104,29 +105,34 @@ def detect(
     threshold: Annotated[
         float | None,
         typer.Option(help="P(fake) at or above which a video is called fake (default: model's)."),
-    ] = None,
+    ] = option_default("threshold"),
     workers: Annotated[int, typer.Option(min=1, help="Videos analysed in parallel (child processes).")] = 1,
     engine: Annotated[
         str, typer.Option(help="Inference engine: torch, or onnx (an exported folder).")
     ] = "torch",
     device: Annotated[str, typer.Option(help="torch device, e.g. cpu or cuda.")] = "cpu",
-    max_frames: Annotated[int, typer.Option(min=1, help="Frames examined per video, at most.")] = 300,
+    max_frames: Annotated[
+        int, typer.Option(min=option_bounds("max_frames")[0], help="Frames examined per video, at most.")
+    ] = option_default("max_frames"),
     stride: Annotated[
         int | None,
-        typer.Option(min=1, help="Keep every k-th frame (default: model's; adapted to short videos)."),
-    ] = None,
+        typer.Option(
+            min=option_bounds("frame_stride")[0],
+            help="Keep every k-th frame (default: model's; adapted to short videos).",
+        ),
+    ] = option_default("frame_stride"),
     face_detector: Annotated[
         str | None, typer.Option(help="Face detector backend (default: the model's, e.g. mtcnn; or haar).")
-    ] = None,
+    ] = option_default("face_detector"),
     detect_every: Annotated[
         int,
         typer.Option(
-            min=1,
-            max=30,
+            min=option_bounds("detect_every")[0],
+            max=option_bounds("detect_every")[1],
             help="Run the face detector on every k-th frame; faces in between get boxes interpolated "
             "along their track (1: every frame).",
         ),
-    ] = 4,
+    ] = option_default("detect_every"),
     tracked: Annotated[
         bool,
         typer.Option(
@@ -134,7 +140,7 @@ def detect(
             "keyframes and when a face is lost): less detection time, slightly less exact boxes with "
             "several small faces. Default: scan every keyframe in full.",
         ),
-    ] = False,
+    ] = option_default("tracked"),
     timeout: Annotated[
         float, typer.Option(min=1, help="Seconds allowed per video before it is given up.")
     ] = 600,
@@ -154,8 +160,6 @@ def detect(
     from deepfake_detect.isolation import IsolationError
 
     setup_logging(verbose, quiet)
-    if threshold is not None and not 0.0 < threshold < 1.0:
-        fail(f"--threshold must lie strictly between 0 and 1, got {threshold}", code=2)
     if jsonl is not None and (json_out is not None or report is not None):
         fail("--jsonl writes its own output: use it without --json and --report", code=2)
     _check_cluster(cluster)
@@ -171,7 +175,7 @@ def detect(
         detect_every=detect_every,
         tracked=tracked,
     )
-    detector = _load_detector(model, engine, device, options, in_parent=cluster is not None)
+    detector = _load_detector(model, engine, device, options)
     settings = BatchSettings(workers, timeout, memory_mb or None, threads, cluster)
     try:
         if jsonl is not None:
@@ -188,15 +192,16 @@ def detect(
 
 
 def _load_detector(
-    model: Path | None, engine: str, device: str, options: DetectOptions, *, in_parent: bool
+    model: Path | None, engine: str, device: str, options: DetectOptions
 ) -> Detector | WorkerDetector:
     """The model given, else the demo's last one; every problem is a usage error (exit 2).
 
-    A model run with the torch engine on local workers is only described here, from its
-    ``config.json``: the workers import torch and load the weights (``inference.remote``).
+    A model run with the torch or onnx engine, on local workers or a cluster, is only described here,
+    from its ``config.json`` (the options resolved against it, once): the workers import torch and load
+    the weights (``inference.remote``). Any other engine name is loaded here, to say it is unknown.
     """
     from deepfake_detect.inference.last_model import last_model_path
-    from deepfake_detect.inference.remote import WorkerDetector
+    from deepfake_detect.inference.remote import WORKER_ENGINES, WorkerDetector
     from deepfake_detect.models.dir_config import ModelDirError
     from deepfake_detect.registry import UnknownNameError
 
@@ -204,8 +209,8 @@ def _load_detector(
     if model_dir is None:
         fail(NO_MODEL_MESSAGE, code=2)
     try:
-        if engine == "torch" and not in_parent:
-            return WorkerDetector.open(model_dir, device=device, options=options)
+        if engine in WORKER_ENGINES:
+            return WorkerDetector.open(model_dir, engine=engine, device=device, options=options)
         from deepfake_detect.inference.detector import Detector
 
         return Detector.load(model_dir, engine=engine, device=device, options=options)

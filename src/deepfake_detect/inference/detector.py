@@ -78,13 +78,14 @@ class Detector:
         device: str = "cpu",
         options: DetectOptions | None = None,
     ) -> Detector:
-        """Load a model directory (``ModelDirError`` if unusable, ``UnknownNameError`` for an engine).
+        """Load a model directory (``ModelDirError`` if unusable, ``UnknownNameError`` for an engine,
+        ``ValueError`` for options that do not fit: checked once, by ``options.resolve``).
 
         A frame model (``kind: frame``) gives a ``frame_detector.FrameDetector``.
         """
         options = options or DetectOptions()
-        options.validate()
         if model_dir_kind(model_dir) == "frame":
+            options.validate()  # a frame model has its own recipe: nothing to resolve
             from deepfake_detect.inference.frame_detector import FrameDetector
 
             return FrameDetector.load_frame(model_dir, engine=engine, device=device, options=options)
@@ -131,7 +132,6 @@ class Detector:
         return sequence_model_info(
             self.engine.config,
             self.settings,
-            self.options,
             path=self.model_dir,
             engine=self.engine_name,
             device=self.device,

@@ -21,7 +21,6 @@ def sequence_card(card: dict[str, Any], format_version: int, backbone: str) -> d
 def sequence_model_info(
     config: ModelDirConfig,
     settings: Settings,
-    options: DetectOptions,
     *,
     path: Path | None,
     engine: str,
@@ -48,7 +47,7 @@ def sequence_model_info(
         "min_clip_len": settings.min_clip_len,
         "timeline_window": settings.timeline_window,
         "timeline_hop": settings.timeline_hop,
-        "max_frames": options.max_frames,
+        "max_frames": settings.max_frames,
         "face_detector": settings.faces.detector,
         "faces": settings.faces.model_dump(mode="json"),
         "created": config.created,

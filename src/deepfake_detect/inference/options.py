@@ -3,7 +3,8 @@ and :class:`Settings`, the options resolved against a model's ``config.json``.""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
+from typing import Any
 
 from deepfake_detect.config import DEFAULT_CONTAINER_FORMATS, FaceConfig
 from deepfake_detect.evaluation.aggregation import AGGREGATIONS
@@ -49,52 +50,45 @@ class DetectOptions:
     """
 
     threshold: float | None = None
-    frame_stride: int | None = None
-    max_frames: int | None = 300
+    frame_stride: int | None = field(default=None, metadata={"min": 1})
+    max_frames: int | None = field(default=300, metadata={"min": 1})
     detect_max_side: int | None = None
     min_face_size: int | None = None
-    batch_size: int = 32
+    batch_size: int = field(default=32, metadata={"min": 1})
     precision: str = "auto"
     channels_last: bool = True
     keep_similarity: bool = True
     keep_thumbnails: bool = True
     aggregation: str | None = None
-    timeline_window: int | None = None
-    timeline_hop: int | None = None
-    max_pixels: int | None = DEFAULT_MAX_PIXELS
+    timeline_window: int | None = field(default=None, metadata={"min": 1})
+    timeline_hop: int | None = field(default=None, metadata={"min": 1})
+    max_pixels: int | None = field(default=DEFAULT_MAX_PIXELS, metadata={"min": 1})
     max_duration_s: float | None = None
     container_formats: tuple[str, ...] = DEFAULT_CONTAINER_FORMATS
     face_detector: str | None = None
-    detect_every: int = 4
-    detect_batch: int | None = None
-    detect_threads: int | None = 1
+    detect_every: int = field(default=4, metadata={"min": 1, "max": 30})
+    detect_batch: int | None = field(default=None, metadata={"min": 1})
+    detect_threads: int | None = field(default=1, metadata={"min": 1})
     tracked: bool = False
     keep_embeddings: bool = False
-    similarity_frames: int = 64
-    thumbnails_per_face: int = 6
-    thumbnail_size: int = 96
+    similarity_frames: int = field(default=64, metadata={"min": 1})
+    thumbnails_per_face: int = field(default=6, metadata={"min": 1})
+    thumbnail_size: int = field(default=96, metadata={"min": 1})
 
     def validate(self) -> None:
-        """Raise ValueError naming the first option that cannot be used."""
+        """Raise ValueError naming the first option that cannot be used (the bounds of each field's
+        ``metadata``, read by the CLI too; None is "the model's" wherever a field allows it)."""
         if self.threshold is not None and not 0.0 < self.threshold < 1.0:
             raise ValueError(f"threshold must lie strictly between 0 and 1, got {self.threshold}")
-        for name in (
-            "frame_stride",
-            "max_frames",
-            "timeline_window",
-            "timeline_hop",
-            "max_pixels",
-            "detect_threads",
-            "detect_batch",
-        ):
-            value = getattr(self, name)
-            if value is not None and value < 1:
-                raise ValueError(f"{name} must be >= 1 (or None), got {value}")
-        if not 1 <= self.detect_every <= 30:
-            raise ValueError(f"detect_every must be between 1 and 30, got {self.detect_every}")
-        for name in ("batch_size", "similarity_frames", "thumbnails_per_face", "thumbnail_size"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        for item in fields(self):
+            value, low, high = getattr(self, item.name), item.metadata.get("min"), item.metadata.get("max")
+            if value is None or (low is None and high is None):
+                continue
+            if high is not None and not low <= value <= high:
+                raise ValueError(f"{item.name} must be between {low} and {high}, got {value}")
+            if value < low:
+                none = " (or None)" if "None" in str(item.type) else ""  # the field's annotation
+                raise ValueError(f"{item.name} must be >= {low}{none}, got {value}")
         if self.max_duration_s is not None and not self.max_duration_s > 0:
             raise ValueError(f"max_duration_s must be > 0 (or None), got {self.max_duration_s}")
         format_allowlist(self.container_formats)
@@ -106,12 +100,27 @@ class DetectOptions:
             FACE_DETECTORS.get(self.face_detector)
 
 
+def option_default(name: str) -> Any:
+    """The default of the :class:`DetectOptions` field ``name`` (the CLI's defaults are these)."""
+    return _FIELDS[name].default
+
+
+def option_bounds(name: str) -> tuple[int | None, int | None]:
+    """(min, max) allowed for the :class:`DetectOptions` field ``name`` (None: unbounded)."""
+    metadata = _FIELDS[name].metadata
+    return metadata.get("min"), metadata.get("max")
+
+
+_FIELDS = {item.name: item for item in fields(DetectOptions)}
+
+
 GPU_DETECT_BATCH = 8  # frames per batched face-detector call on a GPU (DetectOptions.detect_batch)
 
 
 @dataclass(frozen=True)
 class Settings:
-    """Options resolved against one model: every value concrete."""
+    """:class:`DetectOptions` resolved against one model and device: every value concrete, validated once
+    (by :func:`resolve`). The pipeline, the verdict and the model card read these, never the options."""
 
     threshold: float
     frame_stride: int
@@ -121,30 +130,45 @@ class Settings:
     timeline_window: int
     timeline_hop: int
     faces: FaceConfig
-    options: DetectOptions
+    max_frames: int | None
+    batch_size: int
+    precision: str
+    channels_last: bool
+    keep_similarity: bool
+    keep_thumbnails: bool
+    keep_embeddings: bool
+    similarity_frames: int
+    thumbnails_per_face: int
+    thumbnail_size: int
+    max_pixels: int | None
+    max_duration_s: float | None
+    container_formats: tuple[str, ...]
+    detect_threads: int | None
 
 
 def resolve(options: DetectOptions, config: ModelDirConfig, device: str = "cpu") -> Settings:
-    """Fill every ``None`` of ``options`` from the model's config and the ``device`` (validating both)."""
+    """Validate ``options`` and fill every ``None`` from the model's config and the ``device``.
+
+    The model's ``faces`` section and the face options are validated together, once, as one FaceConfig.
+    """
     options.validate()
     clips = config.clip_config()
-    faces = config.face_config()
-    updates = {
+    overrides = {
         "detector": options.face_detector,
         "detect_max_side": options.detect_max_side,
         "min_face_size": options.min_face_size,
     }
     faces = FaceConfig.model_validate(
         {
-            **faces.model_dump(),
-            **{k: v for k, v in updates.items() if v is not None},
+            **config.faces,
+            **{k: v for k, v in overrides.items() if v is not None},
             "detect_every": options.detect_every,
             "tracked": options.tracked,
             "detect_batch": options.detect_batch or (GPU_DETECT_BATCH if device.startswith("cuda") else 1),
         }
     )
     aggregation = options.aggregation or str(config.extra.get("aggregation", "mean"))
-    AGGREGATIONS.get(aggregation)
+    AGGREGATIONS.get(aggregation)  # the model's own rule, checked like the option
     window = options.timeline_window or clips.min_clip_len
     return Settings(
         threshold=options.threshold if options.threshold is not None else config.threshold,
@@ -155,5 +179,18 @@ def resolve(options: DetectOptions, config: ModelDirConfig, device: str = "cpu")
         timeline_window=window,
         timeline_hop=options.timeline_hop or max(1, window // 2),
         faces=faces,
-        options=options,
+        max_frames=options.max_frames,
+        batch_size=options.batch_size,
+        precision=options.precision,
+        channels_last=options.channels_last,
+        keep_similarity=options.keep_similarity,
+        keep_thumbnails=options.keep_thumbnails,
+        keep_embeddings=options.keep_embeddings,
+        similarity_frames=options.similarity_frames,
+        thumbnails_per_face=options.thumbnails_per_face,
+        thumbnail_size=options.thumbnail_size,
+        max_pixels=options.max_pixels,
+        max_duration_s=options.max_duration_s,
+        container_formats=options.container_formats,
+        detect_threads=options.detect_threads,
     )

@@ -25,7 +25,7 @@ from deepfake_detect.faces.detectors.base import supports_scaled
 from deepfake_detect.inference.engine import Engine
 from deepfake_detect.inference.options import Settings
 from deepfake_detect.inference.results import VideoResult
-from deepfake_detect.inference.verdict import TrackData, build_result
+from deepfake_detect.inference.verdict import TrackData, build_verdict
 from deepfake_detect.types import Detection, Frame, VideoStatus
 from deepfake_detect.video import DecodeError, VideoError, VideoInfo, VideoTooLargeError, choose_stride
 from deepfake_detect.video import iter_frames as decode_frames
@@ -154,7 +154,7 @@ class EmbeddingStream:
 
     def __init__(self, engine: Engine, settings: Settings, timer: StageTimer) -> None:
         self.engine, self.timer = engine, timer
-        self.options = settings.options
+        self.settings = settings
         self.tracks: dict[int, _Track] = {}
         self._pending: list[tuple[int, np.ndarray]] = []  # (track id, crop)
         self.detections = 0
@@ -163,8 +163,8 @@ class EmbeddingStream:
         track = self.tracks.get(face.track_id)
         if track is None:
             sampler = None
-            if self.options.keep_thumbnails:
-                sampler = ThumbnailSampler(self.options.thumbnails_per_face, self.options.thumbnail_size)
+            if self.settings.keep_thumbnails:
+                sampler = ThumbnailSampler(self.settings.thumbnails_per_face, self.settings.thumbnail_size)
             track = self.tracks[face.track_id] = _Track(thumbnails=sampler)
         if track.thumbnails is not None:
             track.thumbnails.add(len(track.frame_indices), face.crop)
@@ -172,7 +172,7 @@ class EmbeddingStream:
         track.timestamps.append(face.timestamp)
         self._pending.append((face.track_id, face.crop))
         self.detections += 1
-        if len(self._pending) >= self.options.batch_size:
+        if len(self._pending) >= self.settings.batch_size:
             self.flush()
 
     def flush(self) -> None:
@@ -205,10 +205,9 @@ class EmbeddingStream:
 def analyze_video(path: Path, engine: Engine, detector: FaceDetector, settings: Settings) -> VideoResult:
     """Run the whole pipeline on one file; raises :class:`VideoError` for files that cannot be read."""
     timer, start = StageTimer(), time.perf_counter()
-    options = settings.options
-    formats = options.container_formats
-    info = timer.timed("decode", lambda: probe_video(path, max_pixels=options.max_pixels, formats=formats))
-    _check_duration(info, options.max_duration_s)
+    formats = settings.container_formats
+    info = timer.timed("decode", lambda: probe_video(path, max_pixels=settings.max_pixels, formats=formats))
+    _check_duration(info, settings.max_duration_s)
     stride = choose_stride(info, settings.frame_stride, settings.min_clip_len)
     if stride != settings.frame_stride:
         logger.info(
@@ -218,18 +217,19 @@ def analyze_video(path: Path, engine: Engine, detector: FaceDetector, settings: 
             settings.frame_stride,
             settings.min_clip_len,
         )
-    decoded = decode_frames(path, stride, options.max_frames, options.max_pixels, formats)
+    decoded = decode_frames(path, stride, settings.max_frames, settings.max_pixels, formats)
     frames = _CountingFrames(decoded, timer)
     stream = EmbeddingStream(engine, settings, timer)
     warnings = _track_and_embed(frames, stream, detector, settings, timer)
-    warnings += _truncation_warning(info, frames, options.max_frames)
+    warnings += _truncation_warning(info, frames, settings.max_frames)
     tracks = stream.finish()
-    video_info = _describe(info, stride, settings.frame_stride, frames, options.max_frames, stream.detections)
-    result = build_result(str(path), tracks, engine, settings, stride, timer, video_info)
-    result.warnings[:0] = warnings
-    result.timings = {stage: timer.seconds.get(stage, 0.0) for stage in TIMED_STAGES}
-    result.timings["total"] = time.perf_counter() - start
-    return result
+    video_info = _describe(
+        info, stride, settings.frame_stride, frames, settings.max_frames, stream.detections
+    )
+    verdict = build_verdict(str(path), tracks, engine, settings, stride, timer, video_info)
+    timings = {stage: timer.seconds.get(stage, 0.0) for stage in TIMED_STAGES}  # the head's time included
+    timings["total"] = time.perf_counter() - start
+    return verdict.result(warnings=warnings, timings=timings)
 
 
 def _track_and_embed(
@@ -244,7 +244,7 @@ def _track_and_embed(
     before, loop_start, warnings = dict(timer.seconds), time.perf_counter(), []
     try:
         for face in track_faces(
-            frames, TimedDetector(detector, timer, settings.options.detect_threads), settings.faces
+            frames, TimedDetector(detector, timer, settings.detect_threads), settings.faces
         ):
             stream.add(face)
     except DecodeError as exc:

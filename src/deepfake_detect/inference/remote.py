@@ -1,9 +1,9 @@
 """A :class:`WorkerDetector`: ``detect_many`` for a model that this process never loads.
 
-``detect``'s parent only hands files to isolated workers, so it reads ``config.json`` (no torch, no
-weights) and the workers import torch and load the model once each. Its ``model_info()`` is the same
-object as ``Detector.model_info()``; a sequence model's precision comes from the first worker ready (it
-depends on the CPU or GPU and on the warm-up), else from a full load here; frame models run in fp32.
+``detect``'s parent only hands files to isolated workers (local ones or a Dask cluster's), so it reads
+``config.json`` (no torch, no weights) and the workers import torch and load the model once each. Its
+``model_info()`` is the same object as ``Detector.model_info()``; a sequence model's precision comes from
+the first worker ready (it depends on the CPU or GPU and on the warm-up); frame models run in fp32.
 """
 
 from __future__ import annotations
@@ -15,11 +15,19 @@ from typing import Any
 from deepfake_detect.inference.model_card import frame_model_info, sequence_model_info
 from deepfake_detect.inference.options import DetectOptions, Settings, resolve
 from deepfake_detect.inference.results import VideoResult
-from deepfake_detect.inference.workers import DEFAULT_TIMEOUT_S, run_in_workers, worker_spec
+from deepfake_detect.inference.workers import (
+    DEFAULT_TIMEOUT_S,
+    WorkerSpec,
+    first_worker_precision,
+    run_in_workers,
+    worker_spec,
+)
 from deepfake_detect.models.dir_config import ModelDirConfig, model_dir_kind, read_model_config
 from deepfake_detect.models.frame_config import FrameModelConfig, read_frame_model_config
 
-__all__ = ["WorkerDetector"]
+__all__ = ["WORKER_ENGINES", "WorkerDetector"]
+
+WORKER_ENGINES = ("torch", "onnx")  # engines whose model the parent can describe from config.json
 
 
 class WorkerDetector:
@@ -31,28 +39,45 @@ class WorkerDetector:
         config: ModelDirConfig | FrameModelConfig,
         options: DetectOptions,
         *,
+        engine: str = "torch",
         device: str = "cpu",
     ) -> None:
         self.model_dir = Path(model_dir)
         self.config = config
         self.options = options
-        self.settings: Settings | None = (
-            resolve(options, config, device) if isinstance(config, ModelDirConfig) else None
-        )
-        self.engine_name = "torch"
+        if isinstance(config, ModelDirConfig):
+            self.settings: Settings | None = resolve(options, config, device)  # validates the options
+        else:
+            options.validate()
+            self.settings = None
+        self.engine_name = engine
         self.device = device
-        self.precision: str | None = None  # set by the first worker ready
+        self.precision: str | None = None  # set by the first worker ready (None for an onnx engine)
+        self._precision_known = False
 
     @classmethod
     def open(
-        cls, model_dir: Path | str, *, device: str = "cpu", options: DetectOptions | None = None
+        cls,
+        model_dir: Path | str,
+        *,
+        engine: str = "torch",
+        device: str = "cpu",
+        options: DetectOptions | None = None,
     ) -> WorkerDetector:
-        """Read and check ``config.json`` (``ModelDirError``; ``ValueError`` for options that do not fit)."""
+        """Read and check ``config.json`` (``ModelDirError``; ``ValueError`` for options that do not fit).
+
+        ``engine``: "torch" (any model directory) or "onnx" (an exported one, whose graph files its
+        workers check when they load it). The workers report any other problem of the model.
+        """
+        if engine not in WORKER_ENGINES:
+            raise ValueError(f"WorkerDetector runs the {' or '.join(WORKER_ENGINES)} engine, not {engine!r}")
         options = options or DetectOptions()
-        options.validate()
-        frame = model_dir_kind(model_dir) == "frame"
-        config = read_frame_model_config(model_dir) if frame else read_model_config(model_dir)
-        return cls(model_dir, config, options, device=device)
+        if model_dir_kind(model_dir) == "frame":
+            if engine != "torch":
+                raise ValueError(f"frame models run with the torch engine only (got {engine!r})")
+            return cls(model_dir, read_frame_model_config(model_dir), options, device=device)
+        config = read_model_config(model_dir, weights=engine == "torch")
+        return cls(model_dir, config, options, engine=engine, device=device)
 
     def detect_many(
         self,
@@ -66,9 +91,7 @@ class WorkerDetector:
         cluster: str | None = None,
     ) -> Iterator[VideoResult]:
         """As :meth:`Detector.detect_many` (``isolation.IsolationError`` when the model does not load)."""
-        spec = worker_spec(
-            self.model_dir, self.engine_name, self.device, self.options, threads, workers, cluster
-        )
+        spec = self._spec(threads, workers, cluster)
         yield from run_in_workers(
             spec, task, paths, workers, timeout_s, memory_mb, cluster, on_precision=self._set_precision
         )
@@ -78,20 +101,21 @@ class WorkerDetector:
         if isinstance(self.config, FrameModelConfig):
             return frame_model_info(self.config, self.options, path=self.model_dir, device=self.device)
         assert self.settings is not None  # resolved for every sequence model
-        if self.precision is None:  # no local worker has started (e.g. a cluster): load the model here
-            from deepfake_detect.inference.detector import Detector
-
-            loaded = Detector.load(self.model_dir, device=self.device, options=self.options)
-            self.precision = loaded.model_info()["precision"]
+        if not self._precision_known:  # no worker has answered yet: ask one
+            self._set_precision(first_worker_precision(self._spec(None, 1, None)))
         return sequence_model_info(
             self.config,
             self.settings,
-            self.options,
             path=self.model_dir,
             engine=self.engine_name,
             device=self.device,
             precision=self.precision,
         )
 
+    def _spec(self, threads: int | None, workers: int, cluster: str | None) -> WorkerSpec:
+        return worker_spec(
+            self.model_dir, self.engine_name, self.device, self.options, threads, workers, cluster
+        )
+
     def _set_precision(self, precision: str | None) -> None:
-        self.precision = precision
+        self.precision, self._precision_known = precision, True

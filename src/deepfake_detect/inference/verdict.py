@@ -8,7 +8,8 @@ no track at all is ``no_face``; one whose tracks have no run of ``min_clip_len``
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import numpy as np
@@ -42,7 +43,40 @@ class TrackData:
     thumbnails: list[bytes]
 
 
-def build_result(
+@dataclass(frozen=True)
+class Verdict:
+    """What the scored tracks say about one video; :meth:`result` makes the :class:`VideoResult` once,
+    complete with the pipeline's warnings and timings. ``problem``: why a video without a score has none."""
+
+    path: str
+    status: VideoStatus
+    info: dict[str, Any]
+    faces: list[FaceResult] = field(default_factory=list)
+    fake_probability: float | None = None
+    threshold: float | None = None
+    problem: str = ""
+
+    def result(self, *, warnings: Sequence[str] = (), timings: dict[str, float] | None = None) -> VideoResult:
+        extra: dict[str, Any] = {
+            "info": self.info,
+            "warnings": list(warnings),
+            "timings": dict(timings or {}),
+        }
+        if self.status is not VideoStatus.OK:
+            return VideoResult.failed(self.path, self.status, self.problem, **extra)
+        assert self.fake_probability is not None and self.threshold is not None
+        return VideoResult(
+            path=self.path,
+            status=VideoStatus.OK,
+            fake_probability=self.fake_probability,
+            label="fake" if self.fake_probability >= self.threshold else "real",
+            faces=self.faces,
+            threshold=self.threshold,
+            **extra,
+        )
+
+
+def build_verdict(
     path: str,
     tracks: list[TrackData],
     engine: Engine,
@@ -50,11 +84,11 @@ def build_result(
     stride: int,
     timer: _Timer,
     info: dict[str, Any],
-) -> VideoResult:
+) -> Verdict:
     """Score every track that has a usable window and aggregate them into the video's verdict."""
     info = {**info, "tracks_seen": len(tracks)}
     if not tracks:
-        return VideoResult.failed(path, VideoStatus.NO_FACE, _no_face_message(info), info=info)
+        return Verdict(path, VideoStatus.NO_FACE, info, problem=_no_face_message(info))
     faces, window_probs, window_tracks = [], [], []
     start = time.perf_counter()
     for track in tracks:
@@ -68,17 +102,22 @@ def build_result(
     info["tracks_scored"] = len(faces)
     if not faces:
         message = _too_short_message(tracks, stride, settings.min_clip_len)
-        return VideoResult.failed(path, VideoStatus.TOO_SHORT, message, info=info)
+        return Verdict(path, VideoStatus.TOO_SHORT, info, problem=message)
     probability = aggregate(settings.aggregation, np.asarray(window_probs), np.asarray(window_tracks))
-    return VideoResult(
-        path=path,
-        status=VideoStatus.OK,
-        fake_probability=probability,
-        label="fake" if probability >= settings.threshold else "real",
-        faces=faces,
-        info=info,
-        threshold=settings.threshold,
-    )
+    return Verdict(path, VideoStatus.OK, info, faces, probability, settings.threshold)
+
+
+def build_result(
+    path: str,
+    tracks: list[TrackData],
+    engine: Engine,
+    settings: Settings,
+    stride: int,
+    timer: _Timer,
+    info: dict[str, Any],
+) -> VideoResult:
+    """:func:`build_verdict` as a result without warnings or timings (what tests and tools need)."""
+    return build_verdict(path, tracks, engine, settings, stride, timer, info).result()
 
 
 def _score_track(
@@ -95,7 +134,13 @@ def _score_track(
     probs = score_spans(engine, track.embeddings, spans + timeline)  # one batched pass for both
     window_probs, timeline_probs = probs[: len(spans)], probs[len(spans) :]
     times = track.timestamps
-    options = settings.options
+    similarity: list[list[float]] | None = None
+    similarity_frames: list[int] | None = None
+    if settings.keep_similarity:
+        positions, sim = similarity_matrix(track.embeddings, settings.similarity_frames)
+        similarity = np.round(sim, 4).tolist()
+        similarity_frames = [int(indices[p]) for p in positions]
+    kept = settings.keep_embeddings
     face = FaceResult(
         track_id=track.track_id,
         n_frames=len(indices),
@@ -108,16 +153,14 @@ def _score_track(
             TimelinePoint(float(times[a]), float(times[b - 1]), float(p))
             for (a, b), p in zip(timeline, timeline_probs, strict=True)
         ],
+        similarity=similarity,
         thumbnail_jpeg=track.thumbnails[0] if track.thumbnails else None,
         n_windows=len(spans),
+        similarity_frames=similarity_frames,
         thumbnails=list(track.thumbnails),
+        embeddings=track.embeddings if kept else None,
+        frame_indices=track.frame_indices if kept else None,
     )
-    if options.keep_similarity:
-        positions, sim = similarity_matrix(track.embeddings, options.similarity_frames)
-        face.similarity = np.round(sim, 4).tolist()
-        face.similarity_frames = [int(indices[p]) for p in positions]
-    if options.keep_embeddings:
-        face.embeddings, face.frame_indices = track.embeddings, track.frame_indices
     return face, window_probs
 
 

@@ -2,29 +2,32 @@
 
 The parent only builds a :class:`WorkerSpec` (model path, engine, device, options) and hands paths out;
 torch, the weights and the face detector are imported and loaded once per worker, in :func:`init_worker`.
+:func:`detect_in_worker` is the per-video task of ``detect`` and of the HTTP service alike.
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from deepfake_detect.inference.options import DetectOptions
 from deepfake_detect.inference.results import VideoResult
 from deepfake_detect.isolation import IsolatedPool, WorkerFailure
 from deepfake_detect.types import VideoStatus
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # this module stays light: the service's server process imports it
     from deepfake_detect.inference.detector import Detector
+    from deepfake_detect.inference.options import DetectOptions
 
 __all__ = [
     "DEFAULT_TIMEOUT_S",
     "WorkerSpec",
     "detect_in_worker",
+    "first_worker_precision",
     "init_worker",
     "model_load_error",
     "run_in_workers",
@@ -159,14 +162,7 @@ def _outcomes(
     on_precision: Callable[[str | None], None] | None = None,
 ) -> Iterator[tuple[str, VideoResult | WorkerFailure]]:
     if cluster is not None:
-        from deepfake_detect.cluster import PoolSpec, map_isolated
-
-        pool_spec = PoolSpec(init_worker, (spec,), timeout_s, memory_mb)
-        resources = {"GPU": 1.0} if spec.device.startswith("cuda") else None  # one video per GPU at a time
-        paths_text = (str(p) for p in paths)
-        yield from map_isolated(
-            cluster, task, paths_text, pool_spec, key=lambda p: Path(p).name, resources=resources
-        )
+        yield from _cluster_outcomes(spec, task, paths, timeout_s, memory_mb, cluster, on_precision)
         return
     pool = IsolatedPool(
         workers, initializer=init_worker, initargs=(spec,), timeout_s=timeout_s, memory_mb=memory_mb
@@ -178,9 +174,56 @@ def _outcomes(
         yield from pool.imap_unordered(task, (str(p) for p in paths))
 
 
+_PRECISION_JOB = ""  # the item of the cluster job that asks a worker for its precision (no video)
+
+
+def _cluster_job(job: tuple[Callable[[str], Any], str]) -> Any:
+    """One Dask task: ``fn(path)`` (the video task, or :func:`worker_precision`)."""
+    fn, path = job
+    return fn(path)
+
+
+def _cluster_outcomes(
+    spec: WorkerSpec,
+    task: Callable[[str], VideoResult],
+    paths: Iterable[Path | str],
+    timeout_s: float | None,
+    memory_mb: int | None,
+    cluster: str,
+    on_precision: Callable[[str | None], None] | None,
+) -> Iterator[tuple[str, VideoResult | WorkerFailure]]:
+    """The videos as Dask tasks; with ``on_precision``, a first task asks a worker for its precision."""
+    from deepfake_detect.cluster import PoolSpec, map_isolated
+
+    pool_spec = PoolSpec(init_worker, (spec,), timeout_s, memory_mb)
+    resources = {"GPU": 1.0} if spec.device.startswith("cuda") else None  # one video per GPU at a time
+    first = [(worker_precision, _PRECISION_JOB)] if on_precision is not None else []
+    jobs = itertools.chain(first, ((task, str(p)) for p in paths))
+    outcomes = map_isolated(
+        cluster,
+        _cluster_job,
+        jobs,
+        pool_spec,
+        key=lambda job: Path(job[1]).name or "precision",
+        resources=resources,
+    )
+    for (fn, path), outcome in outcomes:
+        if fn is worker_precision and on_precision is not None:
+            on_precision(None if isinstance(outcome, WorkerFailure) else outcome)
+        else:
+            yield path, outcome
+
+
+def first_worker_precision(spec: WorkerSpec) -> str | None:
+    """:func:`worker_precision` of one isolated worker started for it (None if it fails)."""
+    with IsolatedPool(1, initializer=init_worker, initargs=(spec,)) as pool:
+        ((_, precision),) = pool.imap_unordered(worker_precision, [""])
+    return None if isinstance(precision, WorkerFailure) else precision
+
+
 def worker_failure_result(path: str, failure: WorkerFailure) -> VideoResult:
-    """The result for a file whose worker died, hung or blew its memory limit."""
-    if failure.kind == "timeout" or "memory" in failure.message.lower():
+    """The result for a file whose worker died, hung or blew its memory limit (by the failure's type)."""
+    if failure.kind == "timeout" or failure.out_of_memory:
         return VideoResult.failed(
             path,
             VideoStatus.TOO_LARGE,

@@ -88,14 +88,16 @@ def _declares_frame_kind(config_file: Path) -> bool:
     return isinstance(raw, dict) and raw.get("kind") == "frame"
 
 
-def read_model_config(path: Path | str) -> ModelDirConfig:
-    """Read and validate ``config.json`` of a model directory (checks that all three files exist)."""
+def read_model_config(path: Path | str, *, weights: bool = True) -> ModelDirConfig:
+    """Read and validate ``config.json`` of a model directory (checks that all three files exist;
+    ``weights=False``: only ``config.json``, e.g. for an exported folder whose engine checks its files)."""
     path = Path(path)
     if not path.is_dir():
         raise ModelDirError(f"model directory not found: {path}")
     if _declares_frame_kind(path / CONFIG_FILE):
         raise ModelDirError(f"{path} holds a frame model (an imported detector); this needs a sequence model")
-    missing = [name for name in (CONFIG_FILE, EXTRACTOR_FILE, HEAD_FILE) if not (path / name).is_file()]
+    needed = (CONFIG_FILE, EXTRACTOR_FILE, HEAD_FILE) if weights else (CONFIG_FILE,)
+    missing = [name for name in needed if not (path / name).is_file()]
     if missing:
         raise ModelDirError(f"{path} is not a complete model directory: missing {', '.join(missing)}")
     raw = raw_config(path)

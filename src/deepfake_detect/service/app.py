@@ -5,7 +5,8 @@ the raw request body with any other content type):
 
 - 200: ``{"videos": [VIDEO], "model": MODEL}``, the same document as ``deepfake-detect detect --json``
   for one video: VIDEO is ``VideoResult.to_json()`` (its ``path`` is the uploaded file's name) with status
-  ``ok``, ``no_face`` or ``too_short``; MODEL is ``GET /v1/model``.
+  ``ok``, ``no_face`` or ``too_short``; MODEL is ``GET /v1/model``. Both are typed in ``/openapi.json``
+  (``service.schemas``: ``DetectBody``, ``VideoBody``, ``SequenceModelBody`` / ``FrameModelBody``).
 - Errors: ``{"detail": "<reason>", "status": "<code>"}`` with 413 (``too_large``: the body passed
   ``max_upload_mb``), 422 (``bad_upload``, ``undecodable``, ``no_video_stream``, ``unsupported_format``:
   a playlist, image or other non-video format, never followed; ``too_large``: a resolution or duration
@@ -13,8 +14,9 @@ the raw request body with any other content type):
   500 (``internal``).
 
 A request goes through three small steps (the LitServe habit): decode (:func:`receive_upload` streams the
-body to a private temporary file), predict (:meth:`DetectorPool.run` in a worker process), encode
-(:func:`_respond` maps the outcome to a status code and the JSON above).
+body to a private temporary file), predict (:meth:`DetectorPool.run`: ``detect``'s own per-video task in
+a worker process), encode (:func:`_respond` maps the outcome, by its status or its failure's type, to a
+status code and the JSON above).
 
 Configure with :class:`ServiceSettings`; :func:`app_from_env` builds the app for any ASGI server
 (``uvicorn --factory deepfake_detect.service.app:app_from_env``) from ``DEEPFAKE_DETECT_MODEL`` and
@@ -23,6 +25,7 @@ Configure with :class:`ServiceSettings`; :func:`app_from_env` builds the app for
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import shutil
@@ -38,16 +41,17 @@ import anyio
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
-from pydantic import BaseModel, ValidationError
+from pydantic import TypeAdapter, ValidationError
 from starlette.requests import ClientDisconnect
 
 from deepfake_detect._version import __version__
+from deepfake_detect.inference.results import VideoResult
 from deepfake_detect.isolation import WorkerFailure
+from deepfake_detect.service.schemas import DetectBody, ErrorBody, HealthBody, ModelBody
 from deepfake_detect.service.settings import ServiceSettings
 from deepfake_detect.service.uploads import UploadError, receive_upload
 from deepfake_detect.service.workers import (
     DetectorPool,
-    JobResult,
     JobTimeoutError,
     QueueFullError,
     ServiceUnavailableError,
@@ -64,24 +68,7 @@ UNUSABLE_STATUSES = frozenset({"undecodable", "no_video_stream", "too_large", "u
 router = APIRouter()
 
 
-class ErrorBody(BaseModel):
-    detail: str
-    status: str
-
-
-class DetectBody(BaseModel):
-    videos: list[dict[str, Any]]
-    model: dict[str, Any]
-
-
-class HealthBody(BaseModel):
-    status: str
-    version: str
-    workers: int
-    capacity: int
-    admitted: int
-    running: int
-    limits: dict[str, float | int]
+_MODEL_BODY: TypeAdapter[Any] = TypeAdapter(ModelBody)
 
 
 @dataclass
@@ -127,7 +114,7 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 
 
 @router.post("/v1/detect", response_model=DetectBody, responses=_ERRORS, openapi_extra=_UPLOAD_BODY)
-async def detect(request: Request) -> JSONResponse:
+async def detect(request: Request) -> DetectBody | JSONResponse:
     """Analyse one uploaded video and return the verdict, per-face timelines and similarity matrices."""
     state, started = _state(request), time.monotonic()
     try:
@@ -149,26 +136,28 @@ async def detect(request: Request) -> JSONResponse:
         logger.info("the client went away during the upload")
         return _error(400, "disconnected", "the client disconnected during the upload")
     response = _respond(outcome, upload.path, upload.filename, state.pool.model_info)
-    logger.info("%s -> %d in %.2f s", upload.filename, response.status_code, time.monotonic() - started)
+    code = response.status_code if isinstance(response, JSONResponse) else 200
+    logger.info("%s -> %d in %.2f s", upload.filename, code, time.monotonic() - started)
     return response
 
 
 def _respond(
-    outcome: JobResult | WorkerFailure, path: Path, filename: str, model: dict[str, Any]
-) -> JSONResponse:
+    outcome: VideoResult | WorkerFailure, path: Path, filename: str, model: dict[str, Any]
+) -> DetectBody | JSONResponse:
     """The HTTP answer for a finished job; the server's temporary path is replaced by the client's name."""
     if isinstance(outcome, WorkerFailure):
         return _failure(outcome, filename)
-    if outcome.status in VERDICT_STATUSES and outcome.video is not None:
-        video = dict(outcome.video)
-        video["path"] = filename
-        if video.get("error"):
-            video["error"] = _client_names(str(video["error"]), path, filename)
-        video["warnings"] = [_client_names(str(w), path, filename) for w in video.get("warnings") or []]
-        return JSONResponse({"videos": [video], "model": model})
-    detail = _client_names(outcome.error or outcome.status, path, filename)
-    code = 422 if outcome.status in UNUSABLE_STATUSES else 500
-    return _error(code, outcome.status, detail)
+    if outcome.status.value in VERDICT_STATUSES:
+        client = dataclasses.replace(
+            outcome,
+            path=filename,
+            error=_client_names(outcome.error, path, filename) if outcome.error else outcome.error,
+            warnings=[_client_names(w, path, filename) for w in outcome.warnings],
+        )
+        return DetectBody.model_validate({"videos": [client.to_json()], "model": model})
+    detail = _client_names(outcome.error or outcome.status.value, path, filename)
+    code = 422 if outcome.status.value in UNUSABLE_STATUSES else 500
+    return _error(code, outcome.status.value, detail)
 
 
 def _client_names(text: str, path: Path, filename: str) -> str:
@@ -177,11 +166,12 @@ def _client_names(text: str, path: Path, filename: str) -> str:
 
 
 def _failure(failure: WorkerFailure, filename: str) -> JSONResponse:
-    """A worker that hung (504), was killed for memory (422 too_large), crashed (422) or raised (500)."""
+    """A worker that hung (504), ran out of memory (422 too_large), crashed (422) or raised (500), told
+    apart by the failure's kind and ``out_of_memory``, never by its message."""
     logger.warning("worker failed on %s: %s: %s", filename, failure.kind, failure.message)
     if failure.kind == "timeout":
         return _error(504, "timeout", failure.message)
-    if failure.kind == "crash" and "memory" in failure.message:
+    if failure.out_of_memory:
         detail = f"{filename}: analysing it needs more memory than a worker may use ({failure.message})"
         return _error(422, "too_large", detail)
     if failure.kind == "crash":
@@ -199,10 +189,10 @@ async def health(request: Request) -> HealthBody:
     return HealthBody(status="ok", version=__version__, limits=state.settings.limits(), **stats)
 
 
-@router.get("/v1/model")
-async def model(request: Request) -> dict[str, Any]:
+@router.get("/v1/model", response_model=ModelBody)
+async def model(request: Request) -> Any:
     """The loaded model's description (``Detector.model_info()``)."""
-    return _state(request).pool.model_info
+    return _MODEL_BODY.validate_python(_state(request).pool.model_info)
 
 
 @router.get("/", include_in_schema=False)

@@ -1,13 +1,16 @@
 """The worker pool behind the service: one Detector per worker process, admission, slots and timeouts.
 
 Worker side: :func:`init_worker` loads the :class:`~deepfake_detect.inference.Detector` once per process
-(an :class:`~deepfake_detect.isolation.IsolatedPool` initializer); :func:`detect_job` probes the upload
-(resolution and duration limits, before any model work) and runs the detector. A decoder crash, a hang
-or a memory blow-up kills that worker only; the pool replaces it and the request gets an answer.
+(an :class:`~deepfake_detect.isolation.IsolatedPool` initializer) with the service's limits as its
+options; each upload then goes through ``inference.workers.detect_in_worker``, the per-video task of
+``deepfake-detect detect`` (the pipeline checks resolution and duration before any model work). A decoder
+crash, a hang or a memory blow-up kills that worker only; the pool replaces it and the request gets an
+answer.
 
 Server side: :class:`DetectorPool` admits at most ``workers + queue_size`` requests (503 beyond that),
 lets at most ``workers`` jobs run, enforces the per-request timeout, and deletes each upload when its job
-is over. Results come back as plain JSON data, so the server process never imports torch.
+is over. Results come back as :class:`~deepfake_detect.inference.results.VideoResult` objects (numpy, no
+torch), so the server process never imports torch.
 """
 
 from __future__ import annotations
@@ -24,17 +27,30 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from deepfake_detect.inference.results import VideoResult
+from deepfake_detect.inference.workers import detect_in_worker
 from deepfake_detect.isolation import IsolatedPool, IsolationError, WorkerFailure
 from deepfake_detect.service.settings import ServiceSettings
 
 logger = logging.getLogger(__name__)
+
+__all__ = [
+    "DetectorPool",
+    "JobTimeoutError",
+    "QueueFullError",
+    "ServiceUnavailableError",
+    "WorkerConfig",
+    "detect_in_worker",
+    "init_worker",
+    "model_info_job",
+]
 
 # --- worker side (runs in the pool's child processes) -------------------------------------------------
 
 
 @dataclass(frozen=True)
 class WorkerConfig:
-    """What a worker needs to load the model once and check uploads (picklable)."""
+    """What a worker needs to load the model once with the service's limits (picklable, no torch)."""
 
     model_dir: str
     engine: str
@@ -44,23 +60,12 @@ class WorkerConfig:
     container_formats: tuple[str, ...]
 
 
-@dataclass(frozen=True)
-class JobResult:
-    """One analysed upload: its VideoStatus value, error sentence, and the detect JSON if the model ran."""
-
-    status: str
-    error: str | None
-    video: dict[str, Any] | None
-
-
-_STATE: dict[str, Any] = {}  # per worker process: "config" (the Detector lives in inference.detector)
-
-
 def init_worker(config: WorkerConfig) -> None:
-    """Pool initializer: load the Detector once per process (torch is imported here, not in the server)."""
+    """Pool initializer: the service's settings as DetectOptions, then ``detect``'s worker initializer
+    (torch is imported here, in the worker, not in the server)."""
     from deepfake_detect.inference import DetectOptions
-    from deepfake_detect.inference.detector import WorkerSpec
-    from deepfake_detect.inference.detector import init_worker as load_detector
+    from deepfake_detect.inference.workers import WorkerSpec
+    from deepfake_detect.inference.workers import init_worker as load_detector
 
     options = DetectOptions(
         keep_similarity=True,
@@ -70,33 +75,6 @@ def init_worker(config: WorkerConfig) -> None:
         container_formats=config.container_formats,
     )
     load_detector(WorkerSpec(config.model_dir, config.engine, "cpu", options, threads=config.torch_threads))
-    _STATE["config"] = config
-
-
-def _duration_s(info: Any) -> float | None:
-    if info.duration is not None:
-        return float(info.duration)
-    frames = info.estimated_frames
-    return frames / info.fps if frames is not None and info.fps > 0 else None
-
-
-def detect_job(path: str) -> JobResult:
-    """Probe ``path`` against the limits, then run the detector on it (in a worker process)."""
-    from deepfake_detect.inference import worker_detector
-    from deepfake_detect.video import VideoError, probe
-
-    config: WorkerConfig = _STATE["config"]
-    try:
-        info = probe(path, max_pixels=config.max_pixels, formats=config.container_formats)
-    except VideoError as exc:
-        return JobResult(exc.status.value, str(exc), None)  # "<path>: <problem>"
-    duration = _duration_s(info)
-    if duration is not None and duration > config.max_duration_s:
-        limit = config.max_duration_s
-        message = f"{path}: the video lasts {duration:.1f} s; this server accepts at most {limit:g} s"
-        return JobResult("too_large", message, None)
-    result = worker_detector().detect(path)
-    return JobResult(result.status.value, result.error, result.to_json())
 
 
 def model_info_job(_: object) -> dict[str, Any]:
@@ -127,7 +105,7 @@ class JobTimeoutError(Exception):
 
 
 class DetectorPool:
-    """Runs :func:`detect_job` for concurrent requests on a fixed set of worker processes.
+    """Runs ``detect_in_worker`` for concurrent requests on a fixed set of worker processes.
 
     Call :meth:`start` (blocking: it waits until a worker has loaded the model) and :meth:`close`; the
     coroutine methods must be used from one event loop.
@@ -203,7 +181,7 @@ class DetectorPool:
             "running": self._running,
         }
 
-    async def run(self, path: Path, cleanup: Callable[[], None]) -> JobResult | WorkerFailure:
+    async def run(self, path: Path, cleanup: Callable[[], None]) -> VideoResult | WorkerFailure:
         """Analyse ``path`` within the request timeout; ``cleanup`` runs once the job is really over.
 
         Raises :class:`JobTimeoutError` past ``request_timeout_s`` (waiting for a worker included); a job
@@ -223,7 +201,7 @@ class DetectorPool:
             raise
         self._running += 1
         started = time.monotonic()
-        future = loop.run_in_executor(self._executor, self._call, detect_job, str(path))
+        future = loop.run_in_executor(self._executor, self._call, detect_in_worker, str(path))
         future.add_done_callback(lambda done: self._job_over(done, started, cleanup))
         try:
             return await asyncio.wait_for(asyncio.shield(future), max(0.0, deadline - loop.time()))
