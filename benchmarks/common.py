@@ -92,14 +92,14 @@ def machine_line(info: dict[str, Any] | None = None) -> str:
 def set_threads(threads: int = 2) -> None:
     """Pin torch (and OpenCV) to ``threads`` threads: the issue measures on 2 cores.
 
-    Also applies the CLI's glibc malloc tuning (``deepfake_detect.runtime.tune_malloc``) to this process,
-    so that in-process runs are timed as ``deepfake-detect`` runs them; both sides of a comparison share
-    the process, so they share the setting.
+    Also applies the CLI's glibc malloc tuning (``deepfake_detect.infra.runtime.tune_malloc``) to this
+    process, so that in-process runs are timed as ``deepfake-detect`` runs them; both sides of a comparison
+    share the process, so they share the setting.
     """
     import cv2
     import torch
 
-    from deepfake_detect.runtime import tune_malloc
+    from deepfake_detect.infra.runtime import tune_malloc
 
     torch.set_num_threads(threads)
     cv2.setNumThreads(threads)

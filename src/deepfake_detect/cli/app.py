@@ -8,7 +8,7 @@ import sys
 
 import typer
 
-from deepfake_detect.runtime import tune_malloc
+from deepfake_detect.infra.runtime import tune_malloc
 
 app = typer.Typer(
     name="deepfake-detect",

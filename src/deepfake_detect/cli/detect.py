@@ -34,7 +34,7 @@ from deepfake_detect.cli.common import (
 if TYPE_CHECKING:
     from deepfake_detect.inference import DetectOptions, Detector, VideoResult
     from deepfake_detect.inference.remote import WorkerDetector
-    from deepfake_detect.isolation import IsolationError
+    from deepfake_detect.infra.isolation import IsolationError
 
 VIDEO_SUFFIXES = frozenset(
     {".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".mpg", ".mpeg", ".wmv", ".flv", ".3gp", ".ts", ".mts"}
@@ -151,7 +151,7 @@ def detect(
     from deepfake_detect.cluster import ClusterError
     from deepfake_detect.inference import DetectOptions
     from deepfake_detect.inference.jsonl import JsonlError
-    from deepfake_detect.isolation import IsolationError
+    from deepfake_detect.infra.isolation import IsolationError
 
     setup_logging(verbose, quiet)
     if threshold is not None and not 0.0 < threshold < 1.0:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from deepfake_detect.inference.options import DetectOptions
 from deepfake_detect.inference.results import VideoResult
-from deepfake_detect.isolation import IsolatedPool, WorkerFailure
+from deepfake_detect.infra.isolation import IsolatedPool, WorkerFailure
 from deepfake_detect.types import VideoStatus
 
 if TYPE_CHECKING:

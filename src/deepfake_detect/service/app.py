@@ -42,7 +42,7 @@ from pydantic import BaseModel, ValidationError
 from starlette.requests import ClientDisconnect
 
 from deepfake_detect._version import __version__
-from deepfake_detect.isolation import WorkerFailure
+from deepfake_detect.infra.isolation import WorkerFailure
 from deepfake_detect.service.settings import ServiceSettings
 from deepfake_detect.service.uploads import UploadError, receive_upload
 from deepfake_detect.service.workers import (

@@ -1,7 +1,7 @@
 """The worker pool behind the service: one Detector per worker process, admission, slots and timeouts.
 
 Worker side: :func:`init_worker` loads the :class:`~deepfake_detect.inference.Detector` once per process
-(an :class:`~deepfake_detect.isolation.IsolatedPool` initializer); :func:`detect_job` probes the upload
+(an :class:`~deepfake_detect.infra.isolation.IsolatedPool` initializer); :func:`detect_job` probes the upload
 (resolution and duration limits, before any model work) and runs the detector. A decoder crash, a hang
 or a memory blow-up kills that worker only; the pool replaces it and the request gets an answer.
 
@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from deepfake_detect.isolation import IsolatedPool, IsolationError, WorkerFailure
+from deepfake_detect.infra.isolation import IsolatedPool, IsolationError, WorkerFailure
 from deepfake_detect.service.settings import ServiceSettings
 
 logger = logging.getLogger(__name__)

@@ -24,7 +24,7 @@ from multiprocessing.process import BaseProcess
 from pathlib import Path
 from typing import Any, Literal, TypeAlias, TypeVar
 
-from deepfake_detect.runtime import tune_malloc
+from deepfake_detect.infra.runtime import tune_malloc
 
 logger = logging.getLogger(__name__)
 
