@@ -3,7 +3,7 @@
 
 Pipeline: the clip store that ``preprocess_dataset`` makes from the built-in synthetic videos (JPEG
 crops, demo settings) -> ``ClipWindowDataset`` + DataLoader exactly as ``train_extractor`` builds them ->
-``ExtractorModule`` fitted by the Lightning Trainer that ``training.common.build_trainer`` configures
+``ExtractorModule`` fitted by the Lightning Trainer that ``training.trainer.build_trainer`` configures
 (CSV/TensorBoard loggers, a checkpoint every epoch). A callback timestamps the end of every batch; the
 throughput counts the images of the batches after the first epoch over the time they took
 (epoch boundaries, checkpoints and data loading included).
@@ -31,7 +31,7 @@ from benchmarks import common, inputs
 from deepfake_detect.config import Config
 from deepfake_detect.data.store import ClipStore
 from deepfake_detect.losses import similarity_hinge_loss
-from deepfake_detect.training import common as training_common
+from deepfake_detect.training import trainer as training_trainer
 from deepfake_detect.training.extractor import ExtractorModule, _loaders, build_extractor
 
 TARGET = 0.85
@@ -100,14 +100,14 @@ def pipeline_rate(
     rows = store.clips().head(case.clips)
     clock = BatchClock()
     with tempfile.TemporaryDirectory() as out:
-        trainer, _, _ = training_common.build_trainer(
+        trainer, _, _ = training_trainer.build_trainer(
             Path(out), max_epochs=case.epochs, precision=config.extractor.precision, progress=False
         )
         trainer.callbacks.append(clock)  # type: ignore[attr-defined]
         train, _ = _loaders(config, store, rows, None, distributed=False)
         warmup = len(train) * case.warmup_epochs
         with common.quiet_logs():
-            training_common.fit(trainer, make_module(config), train, None, ckpt_path=None)
+            training_trainer.fit(trainer, make_module(config), train, None, ckpt_path=None)
     rate, batches = clock.rate(warmup)
     return rate, batches, list(train), clock.intervals(warmup, len(train))
 

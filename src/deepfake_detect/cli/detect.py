@@ -30,15 +30,13 @@ from deepfake_detect.cli.common import (
     make_progress,
     setup_logging,
 )
+from deepfake_detect.infra.media import VIDEO_SUFFIXES
 
 if TYPE_CHECKING:
     from deepfake_detect.inference import DetectOptions, Detector, VideoResult
     from deepfake_detect.inference.remote import WorkerDetector
     from deepfake_detect.infra.isolation import IsolationError
 
-VIDEO_SUFFIXES = frozenset(
-    {".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".mpg", ".mpeg", ".wmv", ".flv", ".3gp", ".ts", ".mts"}
-)
 
 NO_MODEL_MESSAGE = (
     "no model given and no model from the demo was found. Train one with `deepfake-detect demo` "

@@ -8,11 +8,11 @@ from dataclasses import dataclass
 from deepfake_detect.config import DEFAULT_CONTAINER_FORMATS, FaceConfig
 from deepfake_detect.evaluation.aggregation import AGGREGATIONS
 from deepfake_detect.faces import FACE_DETECTORS
+from deepfake_detect.infra.media import DEFAULT_MAX_PIXELS
 from deepfake_detect.models.dir_config import ModelDirConfig
 from deepfake_detect.video import format_allowlist
 
 PRECISIONS = ("auto", "bf16", "32")
-DEFAULT_MAX_PIXELS = 3840 * 2160
 
 
 @dataclass
