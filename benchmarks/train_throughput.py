@@ -27,7 +27,7 @@ import lightning as L
 import numpy as np
 import torch
 
-from benchmarks import common, inputs
+from benchmarks import arguments, host, inputs, recording, timing
 from deepfake_detect.config import Config
 from deepfake_detect.data.store import ClipStore
 from deepfake_detect.losses import similarity_hinge_loss
@@ -106,7 +106,7 @@ def pipeline_rate(
         trainer.callbacks.append(clock)  # type: ignore[attr-defined]
         train, _ = _loaders(config, store, rows, None, distributed=False)
         warmup = len(train) * case.warmup_epochs
-        with common.quiet_logs():
+        with timing.quiet_logs():
             training_trainer.fit(trainer, make_module(config), train, None, ckpt_path=None)
     rate, batches = clock.rate(warmup)
     return rate, batches, list(train), clock.intervals(warmup, len(train))
@@ -133,7 +133,7 @@ def bare_rate(config: Config, batches: list[Any], steps: int, warmup: int) -> fl
     return images / (time.perf_counter() - start)
 
 
-def run_case(base: Config, store: ClipStore, case: Case) -> common.Ratio:
+def run_case(base: Config, store: ClipStore, case: Case) -> recording.Ratio:
     data = base.model_dump()
     data["extractor"].update(case.overrides)
     config = Config.model_validate(data)
@@ -152,7 +152,7 @@ def run_case(base: Config, store: ClipStore, case: Case) -> common.Ratio:
         "num_workers": ex.num_workers,
         "precision": ex.precision,
     }
-    return common.Ratio(
+    return recording.Ratio(
         "train_throughput",
         case.name,
         piped / bare,
@@ -164,9 +164,9 @@ def run_case(base: Config, store: ClipStore, case: Case) -> common.Ratio:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = common.parse(common.parser(__doc__ or ""), argv)
-    common.set_threads(2)
-    start = common.machine()
+    args = arguments.parse(arguments.parser(__doc__ or ""), argv)
+    host.set_threads(2)
+    start = host.machine()
     cnn4 = {"num_workers": 0}
     resnet = {
         "backbone": "resnet50",
@@ -191,7 +191,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "num_workers=0 is the configured default (ExtractorConfig.num_workers); the num_workers=1 row"
         " is a lever, not the default."
     ]
-    common.report(
+    recording.report(
         "train_throughput",
         "extractor training: data pipeline vs bare step",
         ratios,
