@@ -52,8 +52,8 @@ PHOTO_DONOR_P = 0.4  # a frontal photo (not the base itself) as donor, else an L
 NAME_LENGTH = 10
 GENERATOR_VERSION = 1  # bump when the same seed would give different videos
 # By default every frame is intra-coded: with inter-frame prediction the codec keeps less fine detail in a
-# face that is stable over time (real) than in one that jitters (fake), a per-frame cue (measured: +5% face
-# Laplacian variance in fakes at crf 28, 40 pairs, ~4 standard errors; none with intra-only coding).
+# face that is stable over time (real) than in one that jitters (fake), a per-frame cue (its size:
+# benchmarks/RESULTS.md, "Figures behind the code"; none with intra-only coding).
 _INTRA_ONLY = {"x264-params": "keyint=1"}
 _INTER = {"x264-params": "mbtree=0"}
 
