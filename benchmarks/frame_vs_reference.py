@@ -4,13 +4,13 @@ OpenCV, facenet MTCNN on the frame at half size, boxes x2 padded by a third, iso
 paste to 380, ImageNet normalisation, every crop in one fp32 batch, ``confident_strategy``), on the
 3-face 1080p video. Issue 10, item 6.
 
-The member has random weights (timm ``tf_efficientnet_b7`` by default, ``--arch`` for a smaller one),
-BN statistics measured on the video's face crops and an fc along the features' main direction of
-variation over them (as a trained head reads features that vary with the input; a random fc direction
-reads mostly the features' common part, where bf16 moves a random network's output by ~0.1 and
-``detect`` then rightly stays in fp32). It is saved in the published container and imported with
-``import-model``. Both sides are built before the clock starts; ``detect``'s time includes its
-one-off precision check (fp32 and bf16 on 8 crops). The 7-member ensemble's seconds per video are
+The member has random weights (timm ``tf_efficientnet_b7`` by default, ``--arch`` for a smaller one), BN
+statistics measured on the video's face crops and an fc along the features' main direction of variation over
+them (as a trained head reads features that vary with the input; a random fc direction reads mostly the
+features' common part, where bf16 moves a random network's output far more (see benchmarks/RESULTS.md,
+"Figures behind the code") and ``detect`` then rightly stays in fp32). It is saved in the published container
+and imported with ``import-model``. Both sides are built before the clock starts; ``detect``'s time includes
+its one-off precision check (fp32 and bf16 on 8 crops). The 7-member ensemble's seconds per video are
 estimated from this run as decode + detection + 7 x the member's classification time.
 
 Ratios: speed (reference seconds / detect seconds, target >= 3); the largest per-crop |P| difference
