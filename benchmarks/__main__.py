@@ -13,7 +13,7 @@ import sys
 import time
 from collections.abc import Sequence
 
-from benchmarks import common
+from benchmarks import host, recording
 
 BENCHMARKS = (
     "detect_vs_naive",
@@ -50,12 +50,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args, rest = p.parse_known_args(list(argv) if argv is not None else None)
     record = (not args.quick) if args.record is None else args.record
     if args.wait_quiet is not None:
-        common.wait_for_quiet(args.wait_quiet, 60.0 * args.max_wait)
+        host.wait_for_quiet(args.wait_quiet, 60.0 * args.max_wait)
     flags = [*(["--quick"] if args.quick else []), "--record" if record else "--no-record", *rest]
     if record:
-        info = common.machine()
-        with common.RESULTS_PATH.open("a", encoding="utf-8") as handle:
-            handle.write(f"\n## Run of {info['time']}\n\n- {common.machine_line(info)}\n- {gpu_line()}\n")
+        info = host.machine()
+        with recording.RESULTS_PATH.open("a", encoding="utf-8") as handle:
+            handle.write(f"\n## Run of {info['time']}\n\n- {host.machine_line(info)}\n- {gpu_line()}\n")
     failed = []
     for name in args.only:
         print(f"== {name}", flush=True)

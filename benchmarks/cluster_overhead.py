@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from benchmarks import common, inputs
+from benchmarks import arguments, host, inputs, recording, timing
 from deepfake_detect.cluster import PoolSpec, map_isolated
 from deepfake_detect.preprocess import PreprocessProgress, preprocess_dataset
 from deepfake_detect.types import VideoRecord
@@ -42,7 +42,7 @@ def preprocess_rate(records: Sequence[VideoRecord], **how: Any) -> dict[str, Any
 
     with tempfile.TemporaryDirectory() as out:
         start = time.perf_counter()
-        with common.quiet_logs():
+        with timing.quiet_logs():
             summary = preprocess_dataset(records, Path(out), inputs.demo_config(), progress=progress, **how)
         elapsed = time.perf_counter() - start
     steady = (len(finished) - 1) / (finished[-1] - finished[0]) if len(finished) > 1 else float("nan")
@@ -62,7 +62,7 @@ def task_rate(tasks: int) -> dict[str, Any]:
     fn = importlib.import_module("benchmarks.cluster_overhead").noop
     finished: list[float] = []
     start = time.perf_counter()
-    with common.quiet_logs():
+    with timing.quiet_logs():
         for item, outcome in map_isolated("local:2", fn, range(tasks), PoolSpec(None, (), 60.0, None)):
             if outcome != item:
                 raise RuntimeError(f"no-op task {item} failed: {outcome}")
@@ -78,18 +78,18 @@ def task_rate(tasks: int) -> dict[str, Any]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    p = common.parser(__doc__ or "")
+    p = arguments.parser(__doc__ or "")
     p.add_argument("--videos", type=int, default=16)
     p.add_argument("--tasks", type=int, default=20_000)
-    args = common.parse(p, argv)
-    start = common.machine()
+    args = arguments.parse(p, argv)
+    start = host.machine()
     (videos, frames), tasks = ((2, 30), 200) if args.quick else ((args.videos, 72), args.tasks)
     records = inputs.synth_records(args.cache, videos, frames)
     local = preprocess_rate(records, workers=2)
     cluster = preprocess_rate(records, cluster="local:2")
     rate = task_rate(tasks)
     ratios = [
-        common.Ratio(
+        recording.Ratio(
             "cluster_overhead",
             "preprocess, end to end (start-up included)",
             cluster["videos_per_min"] / local["videos_per_min"],
@@ -98,7 +98,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "videos/min with --cluster local:2 / with --workers 2",
             {"--workers 2": local, "--cluster local:2": cluster},
         ),
-        common.Ratio(
+        recording.Ratio(
             "cluster_overhead",
             "preprocess, steady state (after the first video)",
             cluster["steady_videos_per_min"] / local["steady_videos_per_min"],
@@ -106,7 +106,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "at_least",
             "videos/min with --cluster local:2 / with --workers 2",
         ),
-        common.Ratio(
+        recording.Ratio(
             "cluster_overhead",
             f"{tasks} no-op tasks on local:2",
             rate["tasks_per_s"],
@@ -120,7 +120,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"{videos} synthetic videos of {frames} frames, demo settings, as benchmark 5; each task of the"
         " rate goes through a Dask worker and its isolated child (two pickles and pipes per task)."
     ]
-    common.report(
+    recording.report(
         "cluster_overhead",
         "Dask cluster vs local workers; task rate",
         ratios,

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks import common, inputs
+from benchmarks import arguments, host, inputs, media, timing
 from deepfake_detect.inference import DetectOptions, Detector, VideoResult
 
 VARIANTS: dict[str, dict[str, Any]] = {
@@ -32,9 +32,9 @@ VARIANTS: dict[str, dict[str, Any]] = {
 
 def run_variant(model: Path, video: Path, warm: Path, options: DetectOptions) -> tuple[VideoResult, float]:
     detector = Detector.load(model, options=options)
-    with common.quiet_logs():
+    with timing.quiet_logs():
         detector.detect(warm)
-        return common.timed(lambda: detector.detect(video))
+        return timing.timed(lambda: detector.detect(video))
 
 
 def describe(result: VideoResult, seconds: float, base: tuple[VideoResult, float] | None) -> dict[str, Any]:
@@ -54,17 +54,17 @@ def describe(result: VideoResult, seconds: float, base: tuple[VideoResult, float
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = common.parse(common.parser(__doc__ or ""), argv)
-    common.set_threads(2)
-    start = common.machine()
+    args = arguments.parse(arguments.parser(__doc__ or ""), argv)
+    host.set_threads(2)
+    start = host.machine()
     if args.quick:
-        videos, spec, frames = [common.face_video(args.cache, 480, 270, 0.6)], inputs.QUICK_MODEL, 18
+        videos, spec, frames = [media.face_video(args.cache, 480, 270, 0.6)], inputs.QUICK_MODEL, 18
         variants = dict(list(VARIANTS.items())[:2])
     else:
-        videos = [common.face_video(args.cache, 1920, 1080, 10.0, faces=n) for n in (1, 3)]
+        videos = [media.face_video(args.cache, 1920, 1080, 10.0, faces=n) for n in (1, 3)]
         spec, frames, variants = inputs.ModelSpec(), 100, VARIANTS
     model = inputs.model_dir(args.cache, spec)
-    warm = common.face_video(args.cache, 480, 270, 0.6)
+    warm = media.face_video(args.cache, 480, 270, 0.6)
     lines = []
     for video in videos:
         base = None
@@ -73,13 +73,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             result, seconds = run_variant(model, video, warm, options)
             row = describe(result, seconds, base)
             base = base or (result, seconds)
-            lines.append(f"{video.stem}, {name} (load {common.load_average()[0]:.2f}): {row}")
+            lines.append(f"{video.stem}, {name} (load {host.load_average()[0]:.2f}): {row}")
             print(lines[-1], flush=True)
     if args.record:
         text = "\n".join(f"- {line}" for line in lines)
         with args.results.open("a", encoding="utf-8") as handle:
             handle.write(
-                f"\n### detect_levers: one option at a time\n\n- machine: {common.machine_line(start)}\n\n"
+                f"\n### detect_levers: one option at a time\n\n- machine: {host.machine_line(start)}\n\n"
             )
             handle.write(text + "\n")
     return 0

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks import common, inputs
+from benchmarks import arguments, host, inputs, media, recording, timing
 from benchmarks.naive import NaivePipeline, NaiveResult
 from deepfake_detect.inference import DetectOptions, Detector, VideoResult
 from deepfake_detect.models.io import read_model_config
@@ -87,7 +87,7 @@ def same_faces(match: dict[str, Any], faces: int) -> bool:
 
 def run_case(
     video: Path, model: Path, faces: int, frames: int, label: str, device: str = "cpu"
-) -> list[common.Ratio]:
+) -> list[recording.Ratio]:
     options = DetectOptions(max_frames=frames, keep_embeddings=True)
     detector = Detector.load(model, options=options, device=device)
     detector.face_detector.detect(np.zeros((160, 160, 3), np.uint8))  # warm-up: build MTCNN
@@ -95,8 +95,8 @@ def run_case(
     detector.engine.embed(np.zeros((options.batch_size, size, size, 3), np.uint8))
     naive = NaivePipeline(model, device=device)
     naive.warm_up()
-    with common.quiet_logs():
-        result, detect_s = common.timed(lambda: detector.detect(video))
+    with timing.quiet_logs():
+        result, detect_s = timing.timed(lambda: detector.detect(video))
         reference = naive.run(video, frames)
     if not result.ok:
         raise RuntimeError(f"detect failed on {video}: {result.status} {result.error}")
@@ -119,7 +119,7 @@ def run_case(
         "video_p_detect": result.fake_probability,
         "precision": detector.model_info()["precision"],
     }
-    speed = common.Ratio(
+    speed = recording.Ratio(
         "detect_vs_naive",
         f"{label}, speed",
         speedup,
@@ -128,7 +128,7 @@ def run_case(
         f"naive s / detect s over {frames} frames",
         details,
     )
-    agree = common.Ratio(
+    agree = recording.Ratio(
         "detect_vs_naive",
         f"{label}, max |p_naive - p_detect|",
         max_diff,
@@ -165,11 +165,11 @@ def setup(cache: Path, quick: bool) -> Setup:
     return Setup(size, seconds, frames, face_counts, spec, models, demo)
 
 
-def run_all(cache: Path, case: Setup, device: str = "cpu", prefix: str = "") -> list[common.Ratio]:
+def run_all(cache: Path, case: Setup, device: str = "cpu", prefix: str = "") -> list[recording.Ratio]:
     """Every (video, model) pair of ``case``; labels start with ``prefix``."""
     ratios = []
     for faces in case.face_counts:
-        video = common.face_video(cache, *case.size, case.seconds, faces=faces)
+        video = media.face_video(cache, *case.size, case.seconds, faces=faces)
         for name, model in case.models:
             label = f"{prefix}{case.size[1]}p, {faces} face{'s' if faces > 1 else ''}, {name}"
             ratios += run_case(video, model, faces, case.frames, label, device=device)
@@ -177,9 +177,9 @@ def run_all(cache: Path, case: Setup, device: str = "cpu", prefix: str = "") -> 
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = common.parse(common.parser(__doc__ or ""), argv)
-    common.set_threads(2)
-    start = common.machine()
+    args = arguments.parse(arguments.parser(__doc__ or ""), argv)
+    host.set_threads(2)
+    start = host.machine()
     case = setup(args.cache, args.quick)
     spec, demo = case.spec, case.demo
     ratios = run_all(args.cache, case)
@@ -198,7 +198,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     elif not args.quick:
         notes.append("no demo-trained model was found (run `deepfake-detect demo`); only random init.")
-    common.report(
+    recording.report(
         "detect_vs_naive",
         "detect vs a naive reference",
         ratios,

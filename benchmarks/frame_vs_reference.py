@@ -4,13 +4,13 @@ OpenCV, facenet MTCNN on the frame at half size, boxes x2 padded by a third, iso
 paste to 380, ImageNet normalisation, every crop in one fp32 batch, ``confident_strategy``), on the
 3-face 1080p video. Issue 10, item 6.
 
-The member has random weights (timm ``tf_efficientnet_b7`` by default, ``--arch`` for a smaller one),
-BN statistics measured on the video's face crops and an fc along the features' main direction of
-variation over them (as a trained head reads features that vary with the input; a random fc direction
-reads mostly the features' common part, where bf16 moves a random network's output by ~0.1 and
-``detect`` then rightly stays in fp32). It is saved in the published container and imported with
-``import-model``. Both sides are built before the clock starts; ``detect``'s time includes its
-one-off precision check (fp32 and bf16 on 8 crops). The 7-member ensemble's seconds per video are
+The member has random weights (timm ``tf_efficientnet_b7`` by default, ``--arch`` for a smaller one), BN
+statistics measured on the video's face crops and an fc along the features' main direction of variation over
+them (as a trained head reads features that vary with the input; a random fc direction reads mostly the
+features' common part, where bf16 moves a random network's output far more (see benchmarks/RESULTS.md,
+"Figures behind the code") and ``detect`` then rightly stays in fp32). It is saved in the published container
+and imported with ``import-model``. Both sides are built before the clock starts; ``detect``'s time includes
+its one-off precision check (fp32 and bf16 on 8 crops). The 7-member ensemble's seconds per video are
 estimated from this run as decode + detection + 7 x the member's classification time.
 
 Ratios: speed (reference seconds / detect seconds, target >= 3); the largest per-crop |P| difference
@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from benchmarks import common
+from benchmarks import arguments, host, media, recording, timing
 
 MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
 STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
@@ -187,10 +187,10 @@ def run_ours(model_dir: Path, video: Path) -> tuple[Any, float, np.ndarray, list
     detector.recipe_detector.detect = spy_detect
     frame_pipeline.classify_crops = spy_classify  # type: ignore[assignment]
     try:
-        result, seconds = common.timed(lambda: detector.detect(video))
+        result, seconds = timing.timed(lambda: detector.detect(video))
     finally:
         frame_pipeline.classify_crops = inner_classify
-    forced, forced_s = common.timed(
+    forced, forced_s = timing.timed(
         lambda: inner_classify(detector.model, seen[0], 16, precision="bf16", tolerance=1.0)
     )
     result.info["bf16_forced"] = {"seconds": forced_s, "probs": forced[0]}
@@ -211,28 +211,28 @@ def same_faces(ref: list[tuple[int, list[int]]], ours: list[list[tuple]], ids: l
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    p = common.parser(__doc__ or "")
+    p = arguments.parser(__doc__ or "")
     p.add_argument("--arch", default=None, help="timm network (default tf_efficientnet_b7; quick: b0)")
-    args = common.parse(p, argv)
+    args = arguments.parse(p, argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    common.set_threads(2)
-    info = common.machine()
+    host.set_threads(2)
+    info = host.machine()
     arch = args.arch or ("tf_efficientnet_b0" if args.quick else "tf_efficientnet_b7")
     size, seconds = ((480, 270), 0.6) if args.quick else ((1920, 1080), 10.0)
-    video = common.face_video(args.cache, *size, seconds, faces=3)
+    video = media.face_video(args.cache, *size, seconds, faces=3)
     work = args.cache / "frame_vs_reference" / arch
     work.mkdir(parents=True, exist_ok=True)
-    with common.quiet_logs():
+    with timing.quiet_logs():
         reference = Reference(nn.Identity())
         net, model_dir = make_member(reference, video, arch, work)
         reference.model = net
-        (ref_p, ref_crops, ref_boxes), ref_s = common.timed(lambda: reference.predict(video))
+        (ref_p, ref_crops, ref_boxes), ref_s = timing.timed(lambda: reference.predict(video))
         result, ours_s, our_crops, our_boxes = run_ours(model_dir, video)
     ratios, notes = summarise(
         arch, size, (ref_p, ref_crops, ref_boxes, ref_s), (result, ours_s, our_crops, our_boxes)
     )
     title = f"detect with one imported dfdc-winner {arch} vs the published path"
-    common.report(
+    recording.report(
         "frame_vs_reference",
         title,
         ratios,
@@ -249,7 +249,7 @@ def summarise(
     size: tuple[int, int],
     ref: tuple[float, np.ndarray, list[tuple[int, list[int]]], float],
     ours: tuple[Any, float, np.ndarray, list[list[tuple]]],
-) -> tuple[list[common.Ratio], list[str]]:
+) -> tuple[list[recording.Ratio], list[str]]:
     ref_p, ref_crops, ref_boxes, ref_s = ref
     result, ours_s, our_crops, our_boxes = ours
     same = len(ref_crops) == len(our_crops)
@@ -275,7 +275,7 @@ def summarise(
         "bf16 forced: reference s / detect s (estimated)": ref_s / forced_total,
     }
     ratios = [
-        common.Ratio(
+        recording.Ratio(
             "frame_vs_reference",
             case,
             ref_s / ours_s,
@@ -284,7 +284,7 @@ def summarise(
             "reference seconds / detect seconds",
             details,
         ),
-        common.Ratio(
+        recording.Ratio(
             "frame_vs_reference",
             f"{case}, per-crop",
             diff,
@@ -292,7 +292,7 @@ def summarise(
             "at_most",
             "largest per-crop |P(fake) detect - P(fake) reference|",
         ),
-        common.Ratio(
+        recording.Ratio(
             "frame_vs_reference",
             f"{case}, faces",
             box_px,

@@ -21,7 +21,7 @@ from typing import Any
 
 import torch
 
-from benchmarks import common, detect_vs_naive
+from benchmarks import arguments, detect_vs_naive, host, media, recording, timing
 from deepfake_detect.inference import DetectOptions, Detector
 
 END_TO_END_TARGET_S = 1.0
@@ -30,9 +30,9 @@ END_TO_END_TARGET_S = 1.0
 def end_to_end(model: Any, video: Any, warm: Any, device: str, options: DetectOptions) -> dict[str, Any]:
     """Best and first wall time of ``Detector.detect`` over 3 runs, after a warm-up on ``warm``."""
     detector = Detector.load(model, options=options, device=device)
-    with common.quiet_logs():
+    with timing.quiet_logs():
         detector.detect(warm)
-        runs = [common.timed(lambda: detector.detect(video)) for _ in range(3)]
+        runs = [timing.timed(lambda: detector.detect(video)) for _ in range(3)]
     result = runs[0][0]
     if not result.ok:
         raise RuntimeError(f"detect failed on {video}: {result.status} {result.error}")
@@ -50,19 +50,19 @@ def end_to_end(model: Any, video: Any, warm: Any, device: str, options: DetectOp
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    p = common.parser(__doc__ or "")
+    p = arguments.parser(__doc__ or "")
     p.add_argument("--device", default="cuda", help="torch device (default cuda)")
-    args = common.parse(p, argv)
+    args = arguments.parse(p, argv)
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         print("GPU: torch.cuda.is_available() is False on this machine; benchmark 6 needs a CUDA GPU.")
         return 0
-    common.set_threads(2)
-    start = common.machine()
+    host.set_threads(2)
+    start = host.machine()
     card = torch.cuda.get_device_name(0) if args.device.startswith("cuda") else "none (CPU)"
     case = detect_vs_naive.setup(args.cache, args.quick)
     ratios = detect_vs_naive.run_all(args.cache, case, device=args.device, prefix=f"{args.device}, ")
-    video = common.face_video(args.cache, *case.size, case.seconds, faces=1)
-    warm = common.face_video(args.cache, 480, 270, 0.6)
+    video = media.face_video(args.cache, *case.size, case.seconds, faces=1)
+    warm = media.face_video(args.cache, 480, 270, 0.6)
     for name, options in (
         ("defaults", DetectOptions()),
         ("detect_batch=1 (no batched detection)", DetectOptions(detect_batch=1)),
@@ -70,7 +70,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ):
         figures = end_to_end(case.models[0][1], video, warm, args.device, options)
         ratios.append(
-            common.Ratio(
+            recording.Ratio(
                 "gpu_end_to_end",
                 f"{args.device}, {video.stem}, {case.spec.backbone}, {name}",
                 figures["best_s"],
@@ -84,7 +84,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"card: {card}; torch {torch.__version__}; CPU threads for decoding and the naive crops: 2.",
         "detect_vs_naive rows: both sides on the GPU (see benchmarks/detect_vs_naive.py for the rest).",
     ]
-    common.report(
+    recording.report(
         "gpu",
         "detect on a GPU (benchmark 6)",
         ratios,

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from benchmarks import common, inputs
+from benchmarks import arguments, host, inputs, media, recording, timing
 
 TARGET = 1.2
 STRIDE = 10
@@ -25,17 +25,17 @@ STRIDE = 10
 
 def child(video: Path, model: Path, stride: int) -> dict[str, Any]:
     """Run in the fresh process: load, detect, report memory (MiB) and what was analysed."""
-    common.set_threads(2)
+    host.set_threads(2)
     from deepfake_detect.inference import DetectOptions, Detector
 
     options = DetectOptions(max_frames=None, frame_stride=stride)
     detector = Detector.load(model, options=options)
     detector.face_detector  # noqa: B018 - build the face detector now (it is lazy)
-    loaded_rss = common.current_rss_mb()
-    with common.quiet_logs():
-        result, seconds = common.timed(lambda: detector.detect(video))
+    loaded_rss = host.current_rss_mb()
+    with timing.quiet_logs():
+        result, seconds = timing.timed(lambda: detector.detect(video))
     return {
-        "peak_rss_mb": common.peak_rss_mb(),
+        "peak_rss_mb": host.peak_rss_mb(),
         "loaded_rss_mb": loaded_rss,
         "seconds": seconds,
         "status": result.status.value,
@@ -63,7 +63,7 @@ def measure(video: Path, model: Path, stride: int) -> dict[str, Any]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    p = common.parser(__doc__ or "")
+    p = arguments.parser(__doc__ or "")
     p.add_argument("--child", nargs=2, type=Path, metavar=("VIDEO", "MODEL"), help=argparse_hidden())
     p.add_argument("--stride", type=int, default=STRIDE)
     if argv is None:
@@ -72,15 +72,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = p.parse_args(list(argv))
         print(json.dumps(child(args.child[0], args.child[1], args.stride)))
         return 0
-    args = common.parse(p, argv)
-    start = common.machine()
+    args = arguments.parse(p, argv)
+    start = host.machine()
     if args.quick:
         short_s, long_s, spec, stride = 0.6, 1.0, inputs.QUICK_MODEL, 1
     else:
         short_s, long_s, spec, stride = 10.0, 300.0, inputs.ModelSpec(), args.stride
     model = inputs.model_dir(args.cache, spec)
-    short = measure(common.face_video(args.cache, 640, 360, short_s), model, stride)
-    long = measure(common.face_video(args.cache, 640, 360, long_s), model, stride)
+    short = measure(media.face_video(args.cache, 640, 360, short_s), model, stride)
+    long = measure(media.face_video(args.cache, 640, 360, long_s), model, stride)
     growth_short = short["peak_rss_mb"] - short["loaded_rss_mb"]
     growth_long = long["peak_rss_mb"] - long["loaded_rss_mb"]
     details = {
@@ -88,7 +88,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"{long_s:g}s": long,
         "peak_above_loaded_mb": f"{growth_short:.0f} vs {growth_long:.0f}",
     }
-    ratio = common.Ratio(
+    ratio = recording.Ratio(
         "memory_vs_length",
         f"640x360, {long_s:g} s vs {short_s:g} s, stride {stride}",
         long["peak_rss_mb"] / short["peak_rss_mb"],
@@ -98,7 +98,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         details,
     )
     notes = ["max_frames=None and frame_stride set (see the module docstring); each run in a fresh process."]
-    common.report(
+    recording.report(
         "memory_vs_length",
         "peak RSS vs video length",
         [ratio],

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks import common, inputs
+from benchmarks import arguments, host, inputs, media, recording, timing
 from deepfake_detect.faces import track_faces
 from deepfake_detect.inference import DetectOptions, Detector
 from deepfake_detect.inference.pipeline import StageTimer, TimedDetector
@@ -32,7 +32,7 @@ def stages_alone(detector: Detector, video: Path) -> dict[str, float]:
     """Seconds of each stage run by itself (same frames, same components, same settings)."""
     settings = detector.settings  # what the pipeline reads
     faces = settings.faces
-    watches = {stage: common.Stopwatch() for stage in STAGES}
+    watches = {stage: timing.Stopwatch() for stage in STAGES}
     with watches["decode"]:
         info = probe(video, max_pixels=settings.max_pixels)
         stride = choose_stride(info, settings.frame_stride, settings.min_clip_len)
@@ -42,7 +42,7 @@ def stages_alone(detector: Detector, video: Path) -> dict[str, float]:
     crops: list[np.ndarray] = []
     tracks: dict[int, list[int]] = {}  # track id -> frame indices
     positions: dict[int, list[int]] = {}  # track id -> rows of its crops in ``crops``
-    loop = common.Stopwatch()
+    loop = timing.Stopwatch()
     with loop:  # crop + track = this loop's time less its decoding (timed above) and detection
         for face in track_faces(
             iter_frames(video, stride, settings.max_frames, settings.max_pixels), timed_detector, faces
@@ -71,24 +71,24 @@ def stages_alone(detector: Detector, video: Path) -> dict[str, float]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    p = common.parser(__doc__ or "")
+    p = arguments.parser(__doc__ or "")
     p.add_argument("--repeats", type=int, default=2)
-    args = common.parse(p, argv)
-    common.set_threads(2)
-    start = common.machine()
+    args = arguments.parse(p, argv)
+    host.set_threads(2)
+    start = host.machine()
     if args.quick:
-        video = common.face_video(args.cache, 480, 270, 0.6)
+        video = media.face_video(args.cache, 480, 270, 0.6)
         model, options = inputs.model_dir(args.cache, inputs.QUICK_MODEL), DetectOptions()
     else:
-        video = common.face_video(args.cache, 1920, 1080, 10.0)
+        video = media.face_video(args.cache, 1920, 1080, 10.0)
         model, options = inputs.model_dir(args.cache, inputs.ModelSpec()), DetectOptions()
     detector = Detector.load(model, options=options)
     detector.face_detector.detect(np.zeros((160, 160, 3), np.uint8))  # warm-up
-    detector.detect(common.face_video(args.cache, 480, 270, 0.6))  # first-call costs of every stage
+    detector.detect(media.face_video(args.cache, 480, 270, 0.6))  # first-call costs of every stage
     ends, alones, timings = [], [], []
-    with common.quiet_logs():
+    with timing.quiet_logs():
         for _ in range(max(1, args.repeats)):
-            result, seconds = common.timed(lambda: detector.detect(video))
+            result, seconds = timing.timed(lambda: detector.detect(video))
             ends.append(seconds)
             timings.append(result.timings)
             alones.append(stages_alone(detector, video))
@@ -102,7 +102,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "detect_own_timings": {k: round(v, 2) for k, v in min(timings, key=lambda t: t["total"]).items()},
         "frames": int(best_alone["frames"]),
     }
-    ratio = common.Ratio(
+    ratio = recording.Ratio(
         "pipeline_overhead",
         f"{video.stem}",
         best_end / total_alone,
@@ -112,7 +112,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         details,
     )
     notes = [f"best of {len(ends)} end-to-end runs and of {len(alones)} stage-alone runs (interleaved)."]
-    common.report(
+    recording.report(
         "pipeline_overhead",
         "detect end to end vs its stages alone",
         [ratio],

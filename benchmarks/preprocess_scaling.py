@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from benchmarks import common, inputs
+from benchmarks import arguments, host, inputs, recording, timing
 from deepfake_detect.preprocess import PreprocessProgress, preprocess_dataset
 from deepfake_detect.types import VideoRecord
 
@@ -30,7 +30,7 @@ def run(records: Sequence[VideoRecord], workers: int) -> dict[str, Any]:
 
     with tempfile.TemporaryDirectory() as out:
         start = time.perf_counter()
-        with common.quiet_logs():
+        with timing.quiet_logs():
             summary = preprocess_dataset(
                 records, Path(out), inputs.demo_config(), workers=workers, progress=progress
             )
@@ -48,17 +48,17 @@ def run(records: Sequence[VideoRecord], workers: int) -> dict[str, Any]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    p = common.parser(__doc__ or "")
+    p = arguments.parser(__doc__ or "")
     p.add_argument("--videos", type=int, default=16)
-    args = common.parse(p, argv)
-    start = common.machine()
+    args = arguments.parse(p, argv)
+    start = host.machine()
     videos, frames = (2, 30) if args.quick else (args.videos, 72)
     records = inputs.synth_records(args.cache, videos, frames)
     one = run(records, workers=1)
     two = run(records, workers=2)
     details = {"1 worker": one, "2 workers": two}
     ratios = [
-        common.Ratio(
+        recording.Ratio(
             "preprocess_scaling",
             "end to end (worker start-up included)",
             two["videos_per_min"] / one["videos_per_min"],
@@ -67,7 +67,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "videos/min with 2 workers / with 1",
             details,
         ),
-        common.Ratio(
+        recording.Ratio(
             "preprocess_scaling",
             "steady state (after the first video)",
             two["steady_videos_per_min"] / one["steady_videos_per_min"],
@@ -80,7 +80,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"{videos} synthetic videos of {frames} frames (320x240 base size, some 0.8x / 1.25x); demo settings;"
         " torch threads per worker = preprocess.threads_per_worker (1), so one worker uses one core."
     ]
-    common.report(
+    recording.report(
         "preprocess_scaling",
         "preprocess throughput, 1 vs 2 workers",
         ratios,

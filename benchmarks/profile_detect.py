@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks import common, inputs
+from benchmarks import arguments, host, inputs, media, timing
 
 FRAMES = 100
 TOP = 15
@@ -27,12 +27,12 @@ TOP = 15
 
 def child(video: Path, model: Path, frames: int) -> dict[str, float]:
     """Load and warm up the Detector, then analyse the video once; returns its stage timings."""
-    common.set_threads(2)
+    host.set_threads(2)
     from deepfake_detect.inference import DetectOptions, Detector
 
     detector = Detector.load(model, options=DetectOptions(max_frames=frames))
     detector.face_detector.detect(np.zeros((160, 160, 3), np.uint8))
-    with common.quiet_logs():
+    with timing.quiet_logs():
         result = detector.detect(video)
     return {k: round(v, 2) for k, v in result.timings.items()}
 
@@ -125,20 +125,20 @@ def embed_ops(model: Path) -> list[str]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    p = common.parser(__doc__ or "")
+    p = arguments.parser(__doc__ or "")
     p.add_argument("--child", nargs=2, type=Path, metavar=("VIDEO", "MODEL"))
     p.add_argument("--frames", type=int, default=FRAMES)
     args = p.parse_args(list(argv) if argv is not None else None)
     if args.child:
         print(child(args.child[0], args.child[1], args.frames))
         return 0
-    args = common.parse(p, argv)
-    start = common.machine()
-    common.set_threads(2)
+    args = arguments.parse(p, argv)
+    start = host.machine()
+    host.set_threads(2)
     if args.quick:
-        video, spec, frames = common.face_video(args.cache, 480, 270, 0.6), inputs.QUICK_MODEL, 18
+        video, spec, frames = media.face_video(args.cache, 480, 270, 0.6), inputs.QUICK_MODEL, 18
     else:
-        video, spec, frames = common.face_video(args.cache, 1920, 1080, 10.0), inputs.ModelSpec(), args.frames
+        video, spec, frames = media.face_video(args.cache, 1920, 1080, 10.0), inputs.ModelSpec(), args.frames
     model = inputs.model_dir(args.cache, spec)
     timings = child(video, model, frames)
     has_spy = shutil.which("py-spy") or Path(sys.executable).with_name("py-spy").exists()
@@ -149,7 +149,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.record:
         body = "\n".join(notes)
         title = "\n### profile_detect: where detect spends its time\n"
-        text = f"{title}\n- machine: {common.machine_line(start)}\n\n{body}\n"
+        text = f"{title}\n- machine: {host.machine_line(start)}\n\n{body}\n"
         with args.results.open("a", encoding="utf-8") as handle:
             handle.write(text)
     return 0

@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
-from benchmarks import common, inputs
+from benchmarks import arguments, host, inputs, media, recording
 
 TARGET_S = 6.0
 MODEL = inputs.ModelSpec(clip_len=8)
@@ -65,13 +65,13 @@ def run_parent_loads(model: Path, clip: Path) -> tuple[float, float]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    p = common.parser(__doc__ or "")
+    p = arguments.parser(__doc__ or "")
     p.add_argument("--repeats", type=int, default=2)
-    args = common.parse(p, argv)
-    start = common.machine()
+    args = arguments.parse(p, argv)
+    start = host.machine()
     spec = replace(inputs.QUICK_MODEL, clip_len=8) if args.quick else MODEL
     model = inputs.model_dir(args.cache, spec)
-    clip = common.face_video(args.cache, 640, 360, 8 / 30)  # 8 frames at 30 fps
+    clip = media.face_video(args.cache, 640, 360, 8 / 30)  # 8 frames at 30 fps
     out = args.cache / "startup.json"
     runs: dict[str, list[tuple[float, float]]] = {"detect": [], "parent_loads": [], "import_torch": []}
     for _ in range(max(1, args.repeats)):
@@ -88,7 +88,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "import_torch_s": [round(w, 2) for w, _ in runs["import_torch"]],
         "model": spec.name,
     }
-    ratio = common.Ratio(
+    ratio = recording.Ratio(
         "startup",
         "8-frame clip" if not args.quick else "quick",
         whole - pipeline,
@@ -98,7 +98,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         details,
     )
     notes = [f"best of {len(runs['detect'])} alternating runs each (whole - pipeline); 2 torch threads."]
-    common.report(
+    recording.report(
         "startup",
         "detect start-up: whole process vs pipeline",
         [ratio],

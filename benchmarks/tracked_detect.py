@@ -16,7 +16,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from benchmarks import common, inputs
+from benchmarks import arguments, host, inputs, media, recording, timing
 from deepfake_detect.config import FaceConfig
 from deepfake_detect.faces import TrackedFace, create_face_detector, track_faces
 from deepfake_detect.inference import DetectOptions, Detector, VideoResult
@@ -34,7 +34,7 @@ def end_to_end(
         t: Detector.load(model, options=DetectOptions(max_frames=frames, tracked=t)) for t in (True, False)
     }
     runs: dict[bool, list[VideoResult]] = {True: [], False: []}
-    with common.quiet_logs():
+    with timing.quiet_logs():
         for detector in detectors.values():
             detector.detect(warm)
         for _ in range(repeats):
@@ -79,15 +79,15 @@ def _best_iou(face: TrackedFace, faces: list[TrackedFace]) -> float:
 
 def ratios_for(
     video: Path, runs: dict[bool, list[VideoResult]], agree: dict[str, float]
-) -> list[common.Ratio]:
-    tracked_s = common.median([r.timings["total"] for r in runs[True]])
-    untracked_s = common.median([r.timings["total"] for r in runs[False]])
-    detect_share = common.median([r.timings["detect"] / r.timings["total"] for r in runs[True]])
+) -> list[recording.Ratio]:
+    tracked_s = timing.median([r.timings["total"] for r in runs[True]])
+    untracked_s = timing.median([r.timings["total"] for r in runs[False]])
+    detect_share = timing.median([r.timings["detect"] / r.timings["total"] for r in runs[True]])
     stages = {k: round(v, 2) for k, v in runs[True][-1].timings.items()}
     before = {k: round(v, 2) for k, v in runs[False][-1].timings.items()}
     case = video.stem
     return [
-        common.Ratio(
+        recording.Ratio(
             NAME,
             f"{case}: end to end",
             untracked_s / tracked_s,
@@ -96,10 +96,10 @@ def ratios_for(
             "untracked / tracked wall seconds, in-process detect, cnn4 extractor",
             {"tracked_stages_s": stages, "untracked_stages_s": before},
         ),
-        common.Ratio(
+        recording.Ratio(
             NAME, f"{case}: detection share", detect_share, 0.25, "at_most", "detect / total, tracked"
         ),
-        common.Ratio(
+        recording.Ratio(
             NAME,
             f"{case}: detector CPU",
             agree["untracked_detect_cpu_s"] / agree["tracked_detect_cpu_s"],
@@ -108,7 +108,7 @@ def ratios_for(
             "untracked / tracked detector CPU seconds (faces layer, same frames)",
             {k: round(v, 3) for k, v in agree.items()},
         ),
-        common.Ratio(
+        recording.Ratio(
             NAME,
             f"{case}: same faces",
             agree["iou_share"],
@@ -120,27 +120,27 @@ def ratios_for(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = common.parse(common.parser(__doc__ or ""), argv)
-    common.set_threads(2)
-    start = common.machine()
+    args = arguments.parse(arguments.parser(__doc__ or ""), argv)
+    host.set_threads(2)
+    start = host.machine()
     if args.quick:
-        videos, frames, repeats = [common.face_video(args.cache, 480, 270, 0.6)], 18, 1
+        videos, frames, repeats = [media.face_video(args.cache, 480, 270, 0.6)], 18, 1
     else:
-        videos = [common.face_video(args.cache, 1920, 1080, 10.0, faces=n) for n in (1, 3)]
+        videos = [media.face_video(args.cache, 1920, 1080, 10.0, faces=n) for n in (1, 3)]
         frames, repeats = 100, 1
     model = inputs.model_dir(args.cache, inputs.QUICK_MODEL)
-    warm = common.face_video(args.cache, 480, 270, 0.6)
-    ratios: list[common.Ratio] = []
+    warm = media.face_video(args.cache, 480, 270, 0.6)
+    ratios: list[recording.Ratio] = []
     for video in videos:
         runs = end_to_end(model, video, warm, frames, repeats)
-        with common.quiet_logs():
+        with timing.quiet_logs():
             agree = agreement(video, frames)
         ratios += ratios_for(video, runs, agree)
     notes = [
         f"{frames} frames per video; 2 torch threads; wall times on a shared machine (see the load column), "
         "the CPU-seconds ratio is the steadier figure",
     ]
-    common.report(
+    recording.report(
         NAME,
         "track-guided detection vs full keyframe scans",
         ratios,

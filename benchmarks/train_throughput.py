@@ -3,7 +3,7 @@
 
 Pipeline: the clip store that ``preprocess_dataset`` makes from the built-in synthetic videos (JPEG
 crops, demo settings) -> ``ClipWindowDataset`` + DataLoader exactly as ``train_extractor`` builds them ->
-``ExtractorModule`` fitted by the Lightning Trainer that ``training.common.build_trainer`` configures
+``ExtractorModule`` fitted by the Lightning Trainer that ``training.trainer.build_trainer`` configures
 (CSV/TensorBoard loggers, a checkpoint every epoch). A callback timestamps the end of every batch; the
 throughput counts the images of the batches after the first epoch over the time they took
 (epoch boundaries, checkpoints and data loading included).
@@ -27,11 +27,11 @@ import lightning as L
 import numpy as np
 import torch
 
-from benchmarks import common, inputs
+from benchmarks import arguments, host, inputs, recording, timing
 from deepfake_detect.config import Config
 from deepfake_detect.data.store import ClipStore
 from deepfake_detect.losses import similarity_hinge_loss
-from deepfake_detect.training import common as training_common
+from deepfake_detect.training import trainer as training_trainer
 from deepfake_detect.training.extractor import ExtractorModule, _loaders, build_extractor
 
 TARGET = 0.85
@@ -100,14 +100,14 @@ def pipeline_rate(
     rows = store.clips().head(case.clips)
     clock = BatchClock()
     with tempfile.TemporaryDirectory() as out:
-        trainer, _, _ = training_common.build_trainer(
+        trainer, _, _ = training_trainer.build_trainer(
             Path(out), max_epochs=case.epochs, precision=config.extractor.precision, progress=False
         )
         trainer.callbacks.append(clock)  # type: ignore[attr-defined]
         train, _ = _loaders(config, store, rows, None, distributed=False)
         warmup = len(train) * case.warmup_epochs
-        with common.quiet_logs():
-            training_common.fit(trainer, make_module(config), train, None, ckpt_path=None)
+        with timing.quiet_logs():
+            training_trainer.fit(trainer, make_module(config), train, None, ckpt_path=None)
     rate, batches = clock.rate(warmup)
     return rate, batches, list(train), clock.intervals(warmup, len(train))
 
@@ -133,7 +133,7 @@ def bare_rate(config: Config, batches: list[Any], steps: int, warmup: int) -> fl
     return images / (time.perf_counter() - start)
 
 
-def run_case(base: Config, store: ClipStore, case: Case) -> common.Ratio:
+def run_case(base: Config, store: ClipStore, case: Case) -> recording.Ratio:
     data = base.model_dump()
     data["extractor"].update(case.overrides)
     config = Config.model_validate(data)
@@ -152,7 +152,7 @@ def run_case(base: Config, store: ClipStore, case: Case) -> common.Ratio:
         "num_workers": ex.num_workers,
         "precision": ex.precision,
     }
-    return common.Ratio(
+    return recording.Ratio(
         "train_throughput",
         case.name,
         piped / bare,
@@ -164,9 +164,9 @@ def run_case(base: Config, store: ClipStore, case: Case) -> common.Ratio:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = common.parse(common.parser(__doc__ or ""), argv)
-    common.set_threads(2)
-    start = common.machine()
+    args = arguments.parse(arguments.parser(__doc__ or ""), argv)
+    host.set_threads(2)
+    start = host.machine()
     cnn4 = {"num_workers": 0}
     resnet = {
         "backbone": "resnet50",
@@ -191,7 +191,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "num_workers=0 is the configured default (ExtractorConfig.num_workers); the num_workers=1 row"
         " is a lever, not the default."
     ]
-    common.report(
+    recording.report(
         "train_throughput",
         "extractor training: data pipeline vs bare step",
         ratios,

@@ -34,7 +34,7 @@ def test_cpu_description_reads_the_flags_of_this_machine() -> None:
 
 PROBE = """
 import sys
-from deepfake_detect.runtime import pin_cpu_kernels
+from deepfake_detect.infra.runtime import pin_cpu_kernels
 pinned = pin_cpu_kernels(sys.argv[1])
 import torch
 print(pinned, torch.backends.cpu.get_cpu_capability(), pin_cpu_kernels("avx2"))

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from deepfake_detect.isolation import IsolatedPool, IsolationError, WorkerFailure, run_isolated
+from deepfake_detect.infra.isolation import IsolatedPool, IsolationError, WorkerFailure, run_isolated
 
 # Worker functions must be importable by the spawned children: module level, this module.
 _STATE: dict[str, str] = {}
@@ -239,7 +239,7 @@ def test_worker_leaves_when_its_parent_is_killed(tmp_path: Path) -> None:
     pid_file = tmp_path / "worker.pid"
     script = (
         "import os, sys, time\n"
-        "from deepfake_detect.isolation import IsolatedPool\n"
+        "from deepfake_detect.infra.isolation import IsolatedPool\n"
         "from tests.test_isolation import write_pid_then_sleep\n"
         "with IsolatedPool(1) as pool:\n"
         f"    for _ in pool.imap_unordered(write_pid_then_sleep, [{str(pid_file)!r}]):\n"

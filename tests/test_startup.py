@@ -95,7 +95,7 @@ def fake_map_isolated(
     address: str, fn: Any, items: Any, spec: Any, *, key: Any = str, resources: Any = None
 ) -> Any:
     """Stands in for ``cluster.map_isolated`` (no Dask here): the same jobs, in one isolated pool."""
-    from deepfake_detect.isolation import IsolatedPool
+    from deepfake_detect.infra.isolation import IsolatedPool
 
     with IsolatedPool(1, initializer=spec.initializer, initargs=spec.initargs) as pool:
         yield from pool.imap_unordered(fn, list(items))

@@ -414,7 +414,7 @@ def test_head_learns_temporal_dispersion(tmp_path: Path) -> None:
 
 def test_plot_loss_curves_without_validation(tmp_path: Path) -> None:
     from deepfake_detect.training import plot_loss_curves
-    from deepfake_detect.training.common import history_frame
+    from deepfake_detect.training.history import history_frame
 
     history = history_frame(
         [
@@ -430,7 +430,7 @@ def test_plot_loss_curves_without_validation(tmp_path: Path) -> None:
 
 
 def test_state_digest_tracks_every_weight() -> None:
-    from deepfake_detect.training.common import state_digest
+    from deepfake_detect.training.digest import state_digest
 
     a = torch.nn.Sequential(torch.nn.Linear(3, 2), torch.nn.BatchNorm1d(2))
     b = torch.nn.Sequential(torch.nn.Linear(3, 2), torch.nn.BatchNorm1d(2))

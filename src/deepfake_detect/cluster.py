@@ -2,9 +2,10 @@
 
 ``--cluster ADDRESS`` is ``local:N`` (a ``LocalCluster`` of N single-threaded worker processes in this
 machine) or a running scheduler (``tcp://host:8786``). :func:`map_isolated` submits one Dask task per
-item. Inside a Dask worker the task hands its item to an :class:`~deepfake_detect.isolation.IsolatedPool`
-cached in that worker process (one child per worker thread, built with the caller's initializer, so a
-face detector or model loads once per worker, not per task), with the same time and memory limits as a
+item. Inside a Dask worker the task hands its item to an
+:class:`~deepfake_detect.infra.isolation.IsolatedPool` cached in that worker process (one child per
+worker thread, built with the caller's initializer, so a face detector or model loads once per worker,
+not per task), with the same time and memory limits as a
 local run. So a decoder crash or a hang costs one child and gives a ``WorkerFailure`` at once; only a
 Dask worker that dies itself (killed, out of memory) makes Dask rerun its tasks elsewhere, at most
 ``distributed.scheduler.allowed-failures`` + 1 times (Dask's setting, default 3), after which the item
@@ -26,7 +27,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from deepfake_detect.isolation import IsolatedPool, IsolationError, WorkerFailure
+from deepfake_detect.infra.isolation import IsolatedPool, IsolationError, WorkerFailure
 
 logger = logging.getLogger(__name__)
 

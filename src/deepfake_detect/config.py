@@ -17,6 +17,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from deepfake_detect.infra.media import DEFAULT_MAX_PIXELS
+
 # The demuxers (FFmpeg's names) untrusted files are read with: real video containers only. Playlist,
 # concat, text, raw-image and image-pipe demuxers are left out on purpose (they read other files, or
 # turn any bytes into a "video"). Configurable wherever videos are read (DetectOptions.container_formats,
@@ -113,7 +115,7 @@ class PreprocessConfig(_Section):
     jpeg_quality: int = Field(95, ge=50, le=100)
     timeout_s: float = Field(600.0, gt=0, description="per-video wall-clock limit in the worker process")
     memory_mb: int = Field(8192, ge=256, description="per-worker memory limit")
-    max_pixels: int = Field(3840 * 2160, ge=1, description="larger frames are rejected as too_large")
+    max_pixels: int = Field(DEFAULT_MAX_PIXELS, ge=1, description="larger frames are rejected as too_large")
     container_formats: list[str] = Field(
         default_factory=lambda: list(DEFAULT_CONTAINER_FORMATS),
         min_length=1,

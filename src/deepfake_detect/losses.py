@@ -28,13 +28,14 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 
+from deepfake_detect.infra.similarity import cosine_similarity_matrix as cosine_similarities
+
 
 def cosine_similarity_matrix(embeddings: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
     """(B, T, D) -> (B, T, T) cosine similarities; vectors with norm < eps are treated as zero."""
     if embeddings.ndim != 3:
         raise ValueError(f"expected embeddings shaped (B, T, D), got {tuple(embeddings.shape)}")
-    unit = F.normalize(embeddings, p=2.0, dim=-1, eps=eps)  # (B, T, D)
-    return unit @ unit.transpose(1, 2)  # (B, T, T)
+    return cosine_similarities(embeddings, eps=eps)  # (B, T, T)
 
 
 def band_mask(t: int, window: int | None, device: torch.device | None = None) -> torch.Tensor:

@@ -8,7 +8,7 @@ import sys
 
 import typer
 
-from deepfake_detect.runtime import tune_malloc
+from deepfake_detect.infra.runtime import tune_malloc
 
 app = typer.Typer(
     name="deepfake-detect",
@@ -59,9 +59,9 @@ def _registered_names() -> set[str]:
 def _runtime_defaults() -> None:
     """Process-wide settings that must be in place before torch (and its OpenMP runtime) is imported.
 
-    OpenMP threads that spin while they wait for work make torch 10-30x slower as soon as another process
-    competes for the cores (measured on 2 cores: InceptionResNetV2 at 75 px, 1000 -> 37 ms per frame with
-    2 threads); passive waiting costs nothing when the cores are free. A value the user set is kept.
+    OpenMP threads that spin while they wait for work make torch many times slower as soon as another process
+    competes for the cores (figures: benchmarks/RESULTS.md, "Figures behind the code"); passive waiting costs
+    nothing when the cores are free. A value the user set is kept.
     glibc's malloc keeps large freed blocks (see ``runtime.tune_malloc``).
     """
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")

@@ -21,7 +21,7 @@ from rich.progress import (
 )
 
 from deepfake_detect.config import Config, ConfigError, load_config
-from deepfake_detect.logging_utils import configure_logging
+from deepfake_detect.infra.logging_utils import configure_logging
 from deepfake_detect.registry import UnknownNameError
 
 console = Console()

@@ -31,15 +31,13 @@ from deepfake_detect.cli.common import (
     setup_logging,
 )
 from deepfake_detect.inference.options import option_bounds, option_default
+from deepfake_detect.infra.media import VIDEO_SUFFIXES
 
 if TYPE_CHECKING:
     from deepfake_detect.inference import DetectOptions, Detector, VideoResult
     from deepfake_detect.inference.remote import WorkerDetector
-    from deepfake_detect.isolation import IsolationError
+    from deepfake_detect.infra.isolation import IsolationError
 
-VIDEO_SUFFIXES = frozenset(
-    {".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".mpg", ".mpeg", ".wmv", ".flv", ".3gp", ".ts", ".mts"}
-)
 
 NO_MODEL_MESSAGE = (
     "no model given and no model from the demo was found. Train one with `deepfake-detect demo` "
@@ -157,7 +155,7 @@ def detect(
     from deepfake_detect.cluster import ClusterError
     from deepfake_detect.inference import DetectOptions
     from deepfake_detect.inference.jsonl import JsonlError
-    from deepfake_detect.isolation import IsolationError
+    from deepfake_detect.infra.isolation import IsolationError
 
     setup_logging(verbose, quiet)
     if jsonl is not None and (json_out is not None or report is not None):

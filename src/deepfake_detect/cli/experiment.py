@@ -27,7 +27,7 @@ from deepfake_detect.cli.common import (
     user_errors,
 )
 from deepfake_detect.experiment.report_text import fmt, pm
-from deepfake_detect.runtime import pin_cpu_kernels
+from deepfake_detect.infra.runtime import pin_cpu_kernels
 
 if TYPE_CHECKING:
     from deepfake_detect.evaluation.evaluate import EvaluationResult

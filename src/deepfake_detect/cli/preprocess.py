@@ -27,7 +27,7 @@ from deepfake_detect.cli.common import (
 from deepfake_detect.cluster import ClusterError, parse_cluster_address
 from deepfake_detect.data.layouts import DatasetError, load_dataset
 from deepfake_detect.data.store import StoreError
-from deepfake_detect.isolation import IsolationError
+from deepfake_detect.infra.isolation import IsolationError
 from deepfake_detect.preprocess import (
     PreprocessError,
     PreprocessProgress,

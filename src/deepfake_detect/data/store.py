@@ -21,7 +21,6 @@ import logging
 import os
 import re
 import shutil
-import tempfile
 import zlib
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -30,6 +29,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from deepfake_detect.infra.files import write_text as atomic_write_text
 from deepfake_detect.types import VideoRecord, VideoStatus
 
 logger = logging.getLogger(__name__)
@@ -141,19 +141,6 @@ def parse_indices(value: Any) -> list[int]:
     if isinstance(value, str):
         return [int(v) for v in value.split()]
     return [int(v) for v in value]
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temp file in the same folder and a rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
-            handle.write(text)
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
 
 
 def rows_frame(rows: Iterable[Mapping[str, Any]]) -> pd.DataFrame:

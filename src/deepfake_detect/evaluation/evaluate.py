@@ -8,10 +8,7 @@ clip probabilities with a rule of the :data:`~deepfake_detect.evaluation.aggrega
 
 from __future__ import annotations
 
-import json
 import logging
-import math
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,6 +20,7 @@ from deepfake_detect.data.store import ClipStore, clip_key
 from deepfake_detect.evaluation.aggregation import aggregate
 from deepfake_detect.evaluation.metrics import summarize
 from deepfake_detect.evaluation.plots import roc_figure, score_histogram
+from deepfake_detect.infra.files import atomic_path, write_json
 from deepfake_detect.models.io import load_model_dir
 from deepfake_detect.training import embed_clips, extractor_digest, predict_clips
 
@@ -96,29 +94,10 @@ def compute_metrics(table: pd.DataFrame, *, eps: float = 1e-15, threshold: float
     return {k: float(v) for k, v in summarize(y_true, y_prob, eps=eps, threshold=threshold).items()}
 
 
-def _json_safe(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _json_safe(v) for k, v in value.items()}
-    return value
-
-
-def write_json(path: Path, payload: dict[str, Any]) -> Path:
-    """Write JSON atomically (NaN/inf become null)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(_json_safe(payload), indent=2, sort_keys=False) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
-    return path
-
-
 def write_csv(path: Path, table: pd.DataFrame) -> Path:
     """Write a CSV atomically."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    table.to_csv(tmp, index=False)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        table.to_csv(tmp, index=False)
     return path
 
 
@@ -150,7 +129,7 @@ def evaluate_predictions(
         "threshold": threshold,
     }
     paths = {
-        "metrics": write_json(out_dir / "metrics.json", payload),
+        "metrics": write_json(out_dir / "metrics.json", payload, verbatim_lists=True),
         "predictions": write_csv(out_dir / "predictions.csv", table),
         "video_predictions": write_csv(out_dir / "video_predictions.csv", videos),
     }

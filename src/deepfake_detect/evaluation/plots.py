@@ -7,7 +7,6 @@ Every function writes one PNG atomically and returns its path.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -18,6 +17,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from deepfake_detect.evaluation.metrics import roc_auc, roc_points
+from deepfake_detect.infra.files import atomic_path
 
 _DPI = 110
 
@@ -25,11 +25,9 @@ _DPI = 110
 def _save(fig: Figure, path: Path) -> Path:
     """Write ``fig`` to ``path`` as PNG through a temporary file (atomic rename)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     FigureCanvasAgg(fig)
-    fig.savefig(tmp, format="png", dpi=_DPI)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=_DPI)
     return path
 
 

@@ -21,6 +21,7 @@ import torch
 
 from deepfake_detect.evaluation.metrics import roc_auc
 from deepfake_detect.experiment.splits import KEY_COLUMN
+from deepfake_detect.infra.similarity import cosine_similarity_matrix
 from deepfake_detect.models import SequenceHead
 
 
@@ -29,8 +30,7 @@ def dispersion_scores(embeddings: Mapping[str, np.ndarray], rows: pd.DataFrame) 
     scores = []
     for key in rows[KEY_COLUMN]:
         e = np.asarray(embeddings[key], dtype=np.float64)  # (T, D)
-        unit = e / np.maximum(np.linalg.norm(e, axis=1, keepdims=True), 1e-12)
-        scores.append((1.0 - float(np.mean(unit @ unit.T))) / 2.0)
+        scores.append((1.0 - float(np.mean(cosine_similarity_matrix(e, eps=1e-12)))) / 2.0)
     return np.clip(np.asarray(scores), 0.0, 1.0)
 
 

@@ -127,7 +127,7 @@ def experiment_environment(
     revision: str | None = None,
 ) -> dict[str, Any]:
     """An experiment's environment, with the precision each stage of experiment.runner really uses."""
-    from deepfake_detect.training.common import resolve_precision
+    from deepfake_detect.training.trainer import resolve_precision
 
     precision = {
         "extractor training": resolve_precision(config.extractor.precision, "auto"),

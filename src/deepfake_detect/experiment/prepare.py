@@ -26,8 +26,8 @@ from deepfake_detect.data.layouts import load_dataset
 from deepfake_detect.data.store import ClipStore
 from deepfake_detect.data.synth import generate_dataset
 from deepfake_detect.experiment.environment import tree_digest
+from deepfake_detect.infra.runtime import cpu_seconds
 from deepfake_detect.preprocess import PreprocessProgress, PreprocessSummary, preprocess_dataset
-from deepfake_detect.runtime import cpu_seconds
 from deepfake_detect.types import VideoRecord
 
 logger = logging.getLogger(__name__)

@@ -17,11 +17,11 @@ import numpy as np
 import pandas as pd
 
 from deepfake_detect.config import dump_config
-from deepfake_detect.evaluation.evaluate import write_json
 from deepfake_detect.evaluation.plots import loss_curves, reliability_figure, roc_figure, score_histogram
 from deepfake_detect.experiment.report_text import conclusions, render_markdown
 from deepfake_detect.experiment.runner import ExperimentResult, Variant, metric_values
 from deepfake_detect.experiment.summary import stats
+from deepfake_detect.infra.files import write_json
 from deepfake_detect.models.heads import temporal_evidence
 
 logger = logging.getLogger(__name__)
@@ -282,7 +282,7 @@ def write_report(
     payload = build_report(result, extra)
     payload["conclusions"] = conclusions(payload)
     payload["figures"] = _figures(result, out_dir)
-    write_json(out_dir / "report.json", payload)
+    write_json(out_dir / "report.json", payload, verbatim_lists=True)
     (out_dir / "config.yaml").write_text(dump_config(result.config), encoding="utf-8")
     (out_dir / "report.md").write_text(render_markdown(payload), encoding="utf-8")
     logger.info("report written to %s", out_dir / "report.md")

@@ -48,9 +48,9 @@ from deepfake_detect.experiment.diagnostics import dispersion_auc, single_frame_
 from deepfake_detect.experiment.environment import code_revision, experiment_environment
 from deepfake_detect.experiment.final import write_final_model
 from deepfake_detect.experiment.splits import KEY_COLUMN, Split, make_splits, split_once
+from deepfake_detect.infra.runtime import cpu_seconds
 from deepfake_detect.models import FeatureExtractor
 from deepfake_detect.models.calibration import apply_temperature, fit_temperature
-from deepfake_detect.runtime import cpu_seconds
 from deepfake_detect.training import (
     HeadRun,
     embed_clips,

@@ -48,7 +48,7 @@ class Detector:
 
     ``detect(path)`` runs in this process and never raises for a bad file (the result carries the
     status and an error sentence). ``detect_many`` runs each file in a child process
-    (:class:`~deepfake_detect.isolation.IsolatedPool`) so that a decoder crash, a hang or a memory
+    (:class:`~deepfake_detect.infra.isolation.IsolatedPool`) so that a decoder crash, a hang or a memory
     blow-up costs that file only; use it for untrusted files.
     """
 

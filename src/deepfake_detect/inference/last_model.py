@@ -10,6 +10,8 @@ import logging
 import os
 from pathlib import Path
 
+from deepfake_detect.infra.files import write_text
+
 logger = logging.getLogger(__name__)
 
 POINTER_NAME = "last-model"
@@ -24,12 +26,7 @@ def last_model_pointer() -> Path:
 
 def record_last_model(model_dir: Path | str) -> Path:
     """Write ``model_dir`` (made absolute) into the pointer file, atomically; returns the pointer's path."""
-    pointer = last_model_pointer()
-    pointer.parent.mkdir(parents=True, exist_ok=True)
-    tmp = pointer.with_name(f".{pointer.name}.{os.getpid()}.tmp")
-    tmp.write_text(str(Path(model_dir).resolve()) + "\n", encoding="utf-8")
-    os.replace(tmp, pointer)
-    return pointer
+    return write_text(last_model_pointer(), str(Path(model_dir).resolve()) + "\n")
 
 
 def last_model_path() -> Path | None:

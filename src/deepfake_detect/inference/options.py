@@ -9,11 +9,11 @@ from typing import Any
 from deepfake_detect.config import DEFAULT_CONTAINER_FORMATS, FaceConfig
 from deepfake_detect.evaluation.aggregation import AGGREGATIONS
 from deepfake_detect.faces import FACE_DETECTORS
+from deepfake_detect.infra.media import DEFAULT_MAX_PIXELS
 from deepfake_detect.models.dir_config import ModelDirConfig
 from deepfake_detect.video import format_allowlist
 
 PRECISIONS = ("auto", "bf16", "32")
-DEFAULT_MAX_PIXELS = 3840 * 2160
 
 
 @dataclass
@@ -26,11 +26,11 @@ class DetectOptions:
     - ``max_frames``: stop after this many kept frames (None: the whole video).
     - ``detect_max_side``, ``min_face_size``, ``face_detector``: face detection (model's ``faces``).
     - ``detect_every``: the detector runs on every k-th kept frame and faces in between get boxes
-      interpolated along their tracks (``faces.track_faces``); 4 by default (measured on 1080p: detection
-      3.8x faster, probabilities within 0.015 of k = 1); 1 detects in every frame, as preprocessing does
-      unless ``faces.detect_every`` says otherwise. ``detect_batch``: that many of those frames go through
-      the detector in one batched call; None: 8 on a GPU (measured on an H200: MTCNN 1.73 -> 0.80 s for a
-      10-s 1080p video), 1 on the CPU, where batching gains nothing and holds more frames in memory.
+      interpolated along their tracks (``faces.track_faces``); 4 by default (far less detection, nearly
+      the same P(fake): benchmarks/RESULTS.md, "Figures behind the code"); 1 detects in every frame, as
+      preprocessing does unless ``faces.detect_every`` says otherwise. ``detect_batch``: that many of
+      those frames go through the detector in one batched call; None: 8 on a GPU (about half MTCNN's time
+      there, same place), 1 on the CPU, where batching gains nothing and holds more frames in memory.
       ``detect_threads``: torch threads while detecting faces (1; None: unchanged), see pipeline.
       ``tracked``: at keyframes, look for each face only around its last box (``faces.guided``; the whole
       frame every ``faces.full_scan_every`` keyframes and when a face is lost). False by default: on a

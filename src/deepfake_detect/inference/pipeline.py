@@ -70,10 +70,11 @@ class StageTimer:
 
 class TimedDetector:
     """A face detector whose calls are charged to the "detect" stage and run with ``threads`` torch
-    threads (None: unchanged). MTCNN is thousands of small operations per frame: measured on 2 shared
-    cores, 2 threads took 1.5 s per 320 px frame against 35 ms with 1 (threads spin while the other core
-    is busy), so the default is 1 while the embedding keeps every thread. ``detect_batch`` passes batches
-    (of the ``faces.detect_batch`` option's size) on to the backend's own ``detect_batch``; likewise
+    threads (None: unchanged). MTCNN is thousands of small operations per frame: on 2 shared cores, 2
+    threads are many times slower than 1 (benchmarks/RESULTS.md, "Figures behind the code"; threads spin
+    while the other core is busy), so the default is 1 while the embedding keeps every thread.
+    ``detect_batch`` passes batches (of the ``faces.detect_batch`` option's size) on to the backend's own
+    ``detect_batch``; likewise
     ``detect_scaled`` (the track-guided keyframe scan, ``faces.guided``), there only if the backend has it."""
 
     detect_scaled: Callable[[list[np.ndarray], float], list[list[Detection]]]

@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from deepfake_detect.infra.files import json_safe
 from deepfake_detect.types import VideoStatus
 
 # Statuses that are an answer about the video (exit code 0), not a failure to read it.
@@ -157,7 +158,7 @@ class VideoResult:
             "warnings": list(self.warnings),
             "faces": [face.to_json(similarity=similarity, thumbnail=thumbnails) for face in self.faces],
             "timings": {k: round(v, 4) for k, v in self.timings.items()},
-            "info": _json_safe(self.info),
+            "info": json_safe(self.info),
         }
 
     @classmethod
@@ -195,20 +196,3 @@ def _unb64(text: object) -> bytes | None:
         return base64.b64decode(text, validate=True)
     except (binascii.Error, ValueError):
         return None
-
-
-def _json_safe(value: Any) -> Any:
-    """numpy scalars/arrays and paths -> plain JSON values; non-finite floats -> None."""
-    if isinstance(value, dict):
-        return {str(k): _json_safe(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_json_safe(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return _json_safe(value.tolist())
-    if isinstance(value, np.generic):
-        return _json_safe(value.item())
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if value is None or isinstance(value, bool | int | str):
-        return value
-    return str(value)

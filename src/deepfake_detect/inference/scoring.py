@@ -16,6 +16,7 @@ import numpy as np
 
 from deepfake_detect.faces import constant_interval_runs, split_into_clips
 from deepfake_detect.inference.engine import Engine
+from deepfake_detect.infra.similarity import cosine_similarity_matrix
 
 Span = tuple[int, int]  # [start, stop) positions in a track's sorted frame list
 
@@ -89,6 +90,4 @@ def similarity_matrix(embeddings: np.ndarray, max_frames: int = 64) -> tuple[np.
     n = len(embeddings)
     positions = np.unique(np.linspace(0, n - 1, num=min(n, max_frames)).round().astype(np.int64))  # (K,)
     chosen = embeddings[positions].astype(np.float64)  # (K, D)
-    norms = np.linalg.norm(chosen, axis=1, keepdims=True)  # (K, 1)
-    unit = chosen / np.maximum(norms, 1e-12)
-    return positions, np.clip(unit @ unit.T, -1.0, 1.0)  # (K, K)
+    return positions, np.clip(cosine_similarity_matrix(chosen, eps=1e-12), -1.0, 1.0)  # (K, K)

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from deepfake_detect.inference.results import VideoResult
-from deepfake_detect.isolation import IsolatedPool, WorkerFailure
+from deepfake_detect.infra.isolation import IsolatedPool, WorkerFailure
 from deepfake_detect.types import VideoStatus
 
 if TYPE_CHECKING:  # this module stays light: the service's server process imports it

@@ -18,8 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 
+from deepfake_detect.infra.files import save_tensors, write_text
 from deepfake_detect.models.backbones import load_state_checked
 from deepfake_detect.models.dir_config import CONFIG_FILE, ModelDirError, model_dir_kind
 from deepfake_detect.models.frame import FrameClassifier, create_frame_network
@@ -33,7 +34,6 @@ from deepfake_detect.models.frame_config import (
     NetworkSpec,
     read_frame_model_config,
 )
-from deepfake_detect.models.io import atomic_write
 
 __all__ = [
     "FRAME_FORMAT_VERSION",
@@ -70,16 +70,11 @@ def save_frame_model_dir(
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
     for member, state in zip(config.members, states, strict=True):
-        tensors = {k: v.detach().cpu().contiguous() for k, v in state.items()}
-        _write_tensors(path / member.file, tensors)
+        save_tensors(path / member.file, state)
     text = json.dumps(config.model_dump(mode="json"), indent=2, sort_keys=True) + "\n"
-    atomic_write(path / CONFIG_FILE, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+    write_text(path / CONFIG_FILE, text)
     logger.info("saved frame model (%s, %d members) to %s", config.network.arch, len(states), path)
     return path
-
-
-def _write_tensors(target: Path, tensors: dict[str, torch.Tensor]) -> None:
-    atomic_write(target, lambda tmp: save_file(tensors, str(tmp), metadata={"format": "pt"}))
 
 
 def load_frame_model_dir(path: Path | str, device: str | torch.device = "cpu") -> LoadedFrameModel:

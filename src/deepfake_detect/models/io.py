@@ -16,19 +16,17 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import tempfile
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
 from pydantic import ValidationError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 from torch import nn
 
 from deepfake_detect.config import ClipConfig, FaceConfig
+from deepfake_detect.infra.files import save_tensors, write_text
 from deepfake_detect.models.backbones import WeightsError, load_state_checked, load_weights, read_state_dict
 from deepfake_detect.models.dir_config import (
     CONFIG_FILE,
@@ -71,29 +69,6 @@ class LoadedModel:
     extractor: FeatureExtractor | FrameFeatureExtractor
     head: SequenceHead
     config: ModelDirConfig
-
-
-def atomic_write(target: Path, write: Callable[[Path], object]) -> Path:
-    """Call ``write(tmp)`` on a temp file beside ``target``, then rename it over ``target``."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
-        write(tmp)
-        os.replace(tmp, target)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return target
-
-
-def _write_text(target: Path, text: str) -> None:
-    target.write_text(text, encoding="utf-8")
-
-
-def _save_module(module: nn.Module, target: Path) -> None:
-    tensors = {k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}  # dense, CPU
-    atomic_write(target, lambda tmp: save_file(tensors, str(tmp), metadata={"format": "pt"}))
 
 
 def save_model_dir(
@@ -142,9 +117,9 @@ def save_model_dir(
         raise ModelDirError(f"cannot describe this model in {CONFIG_FILE}: {exc}") from None
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
-    _save_module(extractor, path / EXTRACTOR_FILE)
-    _save_module(head, path / HEAD_FILE)
-    atomic_write(path / CONFIG_FILE, lambda tmp: _write_text(tmp, text))
+    save_tensors(path / EXTRACTOR_FILE, extractor.state_dict())
+    save_tensors(path / HEAD_FILE, head.state_dict())
+    write_text(path / CONFIG_FILE, text)
     logger.info("saved model (%s + %s) to %s", config.backbone, config.head, path)
     return path
 

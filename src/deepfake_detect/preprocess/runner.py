@@ -1,6 +1,6 @@
 """Preprocess a dataset into a clip store: parallel, resumable, shardable (SPEC §3 'Stores').
 
-The main process hands videos to an :class:`~deepfake_detect.isolation.IsolatedPool` of long-lived
+The main process hands videos to an :class:`~deepfake_detect.infra.isolation.IsolatedPool` of long-lived
 workers (each loads its face detector once, in the pool initializer). A worker writes a video's crops
 into ``OUT/.tmp/<video_key>-<pid>/`` and returns the rows; the main process publishes them with
 :meth:`ClipStore.write_video_rows` (rename the folder, then write ``rows/<video_key>.json``, the done
@@ -24,7 +24,7 @@ import numpy as np
 from deepfake_detect.config import Config
 from deepfake_detect.data.store import ClipStore, failure_row, video_key
 from deepfake_detect.faces import FACE_DETECTORS
-from deepfake_detect.isolation import IsolatedPool, WorkerFailure
+from deepfake_detect.infra.isolation import IsolatedPool, WorkerFailure
 from deepfake_detect.preprocess.process import process_video
 from deepfake_detect.types import VideoRecord, VideoStatus
 

@@ -46,7 +46,7 @@ from starlette.requests import ClientDisconnect
 
 from deepfake_detect._version import __version__
 from deepfake_detect.inference.results import VideoResult
-from deepfake_detect.isolation import WorkerFailure
+from deepfake_detect.infra.isolation import WorkerFailure
 from deepfake_detect.service.schemas import DetectBody, ErrorBody, HealthBody, ModelBody
 from deepfake_detect.service.settings import ServiceSettings
 from deepfake_detect.service.uploads import UploadError, receive_upload

@@ -1,7 +1,7 @@
 """The worker pool behind the service: one Detector per worker process, admission, slots and timeouts.
 
 Worker side: :func:`init_worker` loads the :class:`~deepfake_detect.inference.Detector` once per process
-(an :class:`~deepfake_detect.isolation.IsolatedPool` initializer) with the service's limits as its
+(an :class:`~deepfake_detect.infra.isolation.IsolatedPool` initializer) with the service's limits as its
 options; each upload then goes through ``inference.workers.detect_in_worker``, the per-video task of
 ``deepfake-detect detect`` (the pipeline checks resolution and duration before any model work). A decoder
 crash, a hang or a memory blow-up kills that worker only; the pool replaces it and the request gets an
@@ -29,7 +29,7 @@ from typing import Any
 
 from deepfake_detect.inference.results import VideoResult
 from deepfake_detect.inference.workers import detect_in_worker
-from deepfake_detect.isolation import IsolatedPool, IsolationError, WorkerFailure
+from deepfake_detect.infra.isolation import IsolatedPool, IsolationError, WorkerFailure
 from deepfake_detect.service.settings import ServiceSettings
 
 logger = logging.getLogger(__name__)

@@ -227,10 +227,10 @@ class EpochWindowSampler(Sampler[tuple[int, int]]):
 def loader_kwargs(num_workers: int, *, persistent: bool = False) -> dict[str, Any]:
     """DataLoader options for ``num_workers``.
 
-    Persistent workers start once per fit instead of once per epoch (measured on 2 cores: about 0.3 s per
-    epoch saved); use them only where the items carry their epoch (:class:`EpochWindowSampler`).
-    Otherwise workers start for each epoch, after :meth:`ClipWindowDataset.set_epoch`, so that they draw
-    that epoch's windows.
+    Persistent workers start once per fit instead of once per epoch (the time saved per epoch:
+    benchmarks/RESULTS.md, "Figures behind the code"); use them only where the items carry their epoch
+    (:class:`EpochWindowSampler`). Otherwise workers start for each epoch, after
+    :meth:`ClipWindowDataset.set_epoch`, so that they draw that epoch's windows.
     """
     if num_workers <= 0:
         return {"num_workers": 0}

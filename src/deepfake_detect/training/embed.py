@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
-import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,10 +18,10 @@ import pandas as pd
 import torch
 
 from deepfake_detect.data.store import ClipStore, clip_key
+from deepfake_detect.infra.files import atomic_path
 from deepfake_detect.models import FeatureExtractor
 from deepfake_detect.models.frame_dir import model_dir_kind
 from deepfake_detect.models.frame_extractor import FrameFeatureExtractor, load_frame_extractor
-from deepfake_detect.training.common import rich_progress
 from deepfake_detect.training.extractor import extractor_digest, load_trained_extractor
 
 Extractor = FeatureExtractor | FrameFeatureExtractor
@@ -57,15 +55,22 @@ def _load_cached(path: Path, n_frames: int, dim: int) -> np.ndarray | None:
     return array
 
 
+@contextlib.contextmanager
+def rich_progress(enabled: bool, description: str, total: int) -> Iterator[Callable[[int], None]]:
+    """A transient rich progress bar; yields ``advance(n)`` (a no-op when disabled)."""
+    if not enabled or total <= 0:
+        yield lambda n: None
+        return
+    from rich.progress import Progress
+
+    with Progress(transient=True) as bar:
+        task = bar.add_task(description, total=total)
+        yield lambda n: bar.advance(task, n)
+
+
 def _save_atomic(path: Path, array: np.ndarray) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            np.save(handle, array, allow_pickle=False)
-        os.replace(tmp_name, path)
-    finally:
-        Path(tmp_name).unlink(missing_ok=True)
+    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+        np.save(handle, array, allow_pickle=False)
 
 
 @contextlib.contextmanager

@@ -32,12 +32,15 @@ from torch.utils.data import DataLoader
 
 from deepfake_detect.config import Config
 from deepfake_detect.data.store import ClipStore
+from deepfake_detect.infra.files import save_tensors, write_json
 from deepfake_detect.losses import similarity_hinge_loss
 from deepfake_detect.models import FeatureExtractor, load_weights
 from deepfake_detect.models.frame_extractor import FrameFeatureExtractor
-from deepfake_detect.training import common
 from deepfake_detect.training.datamodules import ClipWindowDataset, EpochWindowSampler, loader_kwargs
+from deepfake_detect.training.digest import state_digest
+from deepfake_detect.training.history import HISTORY_FILE, history_frame, write_history
 from deepfake_detect.training.loss_curves import plot_loss_curves
+from deepfake_detect.training.trainer import build_trainer, fit, resume_path
 
 logger = logging.getLogger(__name__)
 
@@ -128,7 +131,7 @@ def build_extractor(config: Config) -> FeatureExtractor:
 def extractor_digest(extractor: FeatureExtractor | FrameFeatureExtractor) -> str:
     """The embedding-cache key of an extractor: its weights plus how frames are fed to it."""
     if isinstance(extractor, FrameFeatureExtractor):
-        return "frame-" + common.state_digest(extractor, {"frame_extractor": extractor.record})
+        return "frame-" + state_digest(extractor, {"frame_extractor": extractor.record})
     facts = {
         "backbone": extractor.backbone_name,
         "embed_dim": extractor.embed_dim,
@@ -136,7 +139,7 @@ def extractor_digest(extractor: FeatureExtractor | FrameFeatureExtractor) -> str
         "mean": list(extractor.mean),
         "std": list(extractor.std),
     }
-    return common.state_digest(extractor, facts)
+    return state_digest(extractor, facts)
 
 
 def _loaders(
@@ -192,11 +195,11 @@ def train_extractor(
     ex = config.extractor
     if not ex.hinge or ex.epochs == 0:
         logger.info("extractor %s is not trained (hinge=%s, epochs=%d)", ex.backbone, ex.hinge, ex.epochs)
-        return _finish(extractor.eval(), out_dir, common.history_frame(), rank=0, barrier=None)
+        return _finish(extractor.eval(), out_dir, history_frame(), rank=0, barrier=None)
     module = ExtractorModule(
         extractor, lr=ex.lr, margin=ex.margin, window=ex.similarity_window, channels_last=ex.channels_last
     )
-    trainer, _, history = common.build_trainer(
+    trainer, _, history = build_trainer(
         out_dir,
         max_epochs=ex.epochs,
         devices=devices,
@@ -206,7 +209,7 @@ def train_extractor(
         progress=progress,
     )
     train, val = _loaders(config, store, train_rows, val_rows, distributed=devices * num_nodes > 1)
-    common.fit(trainer, module, train, val, ckpt_path=common.resume_path(out_dir, resume))
+    fit(trainer, module, train, val, ckpt_path=resume_path(out_dir, resume))
     trained = module.extractor.cpu().to(memory_format=torch.contiguous_format).eval()
     return _finish(
         trained, out_dir, history.frame(), rank=trainer.global_rank, barrier=trainer.strategy.barrier
@@ -220,7 +223,7 @@ def _finish(
     digest = extractor_digest(extractor)
     weights_path = out_dir / WEIGHTS_FILE
     if rank == 0:
-        common.save_safetensors(extractor, weights_path)
+        save_tensors(weights_path, extractor.state_dict())
         info = {
             "backbone": extractor.backbone_name,
             "embed_dim": extractor.embed_dim,
@@ -229,8 +232,8 @@ def _finish(
             "weights": WEIGHTS_FILE,
             "epochs_trained": len(history),
         }
-        common.write_json(out_dir / INFO_FILE, info)
-        common.atomic_write(out_dir / "history.csv", lambda tmp: history.to_csv(tmp, index=False))
+        write_json(out_dir / INFO_FILE, info, sort_keys=True)
+        write_history(out_dir / HISTORY_FILE, history)
         if len(history):
             title = f"Feature extractor ({extractor.backbone_name}): cosine-similarity hinge loss"
             plot_loss_curves(history, out_dir / "loss_curves.png", title=title, loss_name="hinge loss")

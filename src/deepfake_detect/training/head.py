@@ -28,10 +28,12 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
 from deepfake_detect.config import Config
+from deepfake_detect.infra.files import save_tensors, write_json
 from deepfake_detect.models import SequenceHead, create_head
-from deepfake_detect.training import common
 from deepfake_detect.training.datamodules import EmbeddingDataset, EpochShuffleSampler, pad_collate
+from deepfake_detect.training.history import HISTORY_FILE, history_frame, write_history
 from deepfake_detect.training.loss_curves import plot_loss_curves
+from deepfake_detect.training.trainer import build_trainer, fit, load_checkpoint_weights, resume_path
 
 logger = logging.getLogger(__name__)
 
@@ -137,15 +139,15 @@ def train_head(
     monitor = "val_loss" if val is not None and keep == "best" else None
     if d.epochs == 0:
         logger.warning("head.epochs is 0: the %s head keeps its random initial weights", name)
-        return _finish(module.head.eval(), name, kwargs, common.history_frame(), out_dir, kept_epoch=0)
-    trainer, checkpoint, history = common.build_trainer(
+        return _finish(module.head.eval(), name, kwargs, history_frame(), out_dir, kept_epoch=0)
+    trainer, checkpoint, history = build_trainer(
         out_dir, max_epochs=d.epochs, accelerator=accelerator, progress=progress, monitor=monitor
     )
-    common.fit(trainer, module, train, val, ckpt_path=common.resume_path(out_dir, resume))
+    fit(trainer, module, train, val, ckpt_path=resume_path(out_dir, resume))
     frame = history.frame()
     kept = int(frame["epoch"].iloc[-1]) if len(frame) else 0
     if monitor and checkpoint.best_model_path:
-        common.load_checkpoint_weights(module, Path(checkpoint.best_model_path))
+        load_checkpoint_weights(module, Path(checkpoint.best_model_path))
         kept = int(frame.loc[frame["val_loss"].idxmin(), "epoch"])
         logger.info("kept the weights of epoch %d (lowest validation loss)", kept)
     return _finish(module.head.cpu().eval(), name, kwargs, frame, out_dir, kept_epoch=kept)
@@ -160,9 +162,11 @@ def _finish(
     *,
     kept_epoch: int,
 ) -> HeadRun:
-    weights = common.save_safetensors(head, out_dir / WEIGHTS_FILE)
-    common.write_json(out_dir / INFO_FILE, {"head": name, "head_kwargs": kwargs, "kept_epoch": kept_epoch})
-    common.atomic_write(out_dir / "history.csv", lambda tmp: history.to_csv(tmp, index=False))
+    weights = save_tensors(out_dir / WEIGHTS_FILE, head.state_dict())
+    write_json(
+        out_dir / INFO_FILE, {"head": name, "head_kwargs": kwargs, "kept_epoch": kept_epoch}, sort_keys=True
+    )
+    write_history(out_dir / HISTORY_FILE, history)
     if len(history):
         title = f"Detector ({name}): binary cross-entropy"
         plot_loss_curves(history, out_dir / "loss_curves.png", title=title, loss_name="BCE loss")

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from deepfake_detect.training.common import atomic_write
+from deepfake_detect.infra.files import atomic_path
 
 
 def plot_loss_curves(history: pd.DataFrame, path: Path, *, title: str, loss_name: str = "loss") -> Path:
@@ -40,4 +40,6 @@ def plot_loss_curves(history: pd.DataFrame, path: Path, *, title: str, loss_name
         ax.set_ylabel(loss_name)
         ax.grid(True, alpha=0.3)
     figure.suptitle(title)
-    return atomic_write(path, lambda tmp: figure.savefig(tmp, format="png"))
+    with atomic_path(path) as tmp:
+        figure.savefig(tmp, format="png")
+    return path

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Iterable
 from fractions import Fraction
 from pathlib import Path
 
 import av
 import numpy as np
+
+from deepfake_detect.infra.files import atomic_path
 
 
 def write_video(
@@ -28,11 +28,9 @@ def write_video(
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=".tmp-", suffix=path.suffix, dir=path.parent)
-    os.close(fd)
     count = 0
-    try:
-        with av.open(tmp_name, mode="w") as container:
+    with atomic_path(path, suffix=f".tmp{path.suffix}") as tmp:  # the muxer follows the suffix
+        with av.open(str(tmp), mode="w") as container:
             stream = container.add_stream(codec, rate=Fraction(fps).limit_denominator(1001))
             if not isinstance(stream, av.VideoStream):
                 raise ValueError(f"codec {codec!r} is not a video encoder")
@@ -55,11 +53,4 @@ def write_video(
                 container.mux(packet)
         if count == 0:
             raise ValueError("no frames to write")
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp_name, 0o666 & ~umask)  # mkstemp creates 0600; give the file ordinary permissions
-        os.replace(tmp_name, path)
-    finally:
-        if os.path.exists(tmp_name):
-            os.unlink(tmp_name)
     return count

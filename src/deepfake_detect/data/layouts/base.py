@@ -20,13 +20,12 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from deepfake_detect.infra.media import VIDEO_SUFFIXES
 from deepfake_detect.registry import Registry
 from deepfake_detect.types import Label, VideoRecord
 
 logger = logging.getLogger(__name__)
 
-VIDEO_SUFFIXES = frozenset({".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v"})
-"""File suffixes (compared case-insensitively) that folder-scanning layouts treat as videos."""
 
 _EXAMPLES = 3
 

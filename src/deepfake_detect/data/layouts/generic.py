@@ -1,7 +1,8 @@
 """Layouts for your own videos: ``folder`` (labels by folder) and ``csv`` (a label table), SPEC §5.
 
 ``folder``: ``real/`` and ``fake/`` sub-folders of the root (names matched case-insensitively), searched
-recursively for files ending in .mp4 .avi .mov .mkv .webm .m4v (any case); hidden files are skipped.
+recursively for video files (``infra.media.VIDEO_SUFFIXES``, any case, the same set ``detect`` takes from a
+folder); hidden files are skipped.
 video_id = the path relative to the root without suffix (``fake/sub/clip``); source_id = video_id.
 
 ``csv``: a table with header ``path,label[,source_id,split]``. The root is either the CSV file itself or

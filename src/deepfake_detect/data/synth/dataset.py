@@ -16,11 +16,8 @@ Everything is drawn from ``numpy.random.Generator``s seeded by ``seed``: scene i
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 import string
-import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,6 +35,7 @@ from deepfake_detect.data.synth.swap import (
     draw_style,
     prepare_donor,
 )
+from deepfake_detect.infra.files import write_json
 from deepfake_detect.types import Label, VideoRecord
 from deepfake_detect.video import write_video
 
@@ -54,8 +52,8 @@ PHOTO_DONOR_P = 0.4  # a frontal photo (not the base itself) as donor, else an L
 NAME_LENGTH = 10
 GENERATOR_VERSION = 1  # bump when the same seed would give different videos
 # By default every frame is intra-coded: with inter-frame prediction the codec keeps less fine detail in a
-# face that is stable over time (real) than in one that jitters (fake), a per-frame cue (measured: +5% face
-# Laplacian variance in fakes at crf 28, 40 pairs, ~4 standard errors; none with intra-only coding).
+# face that is stable over time (real) than in one that jitters (fake), a per-frame cue (its size:
+# benchmarks/RESULTS.md, "Figures behind the code"; none with intra-only coding).
 _INTRA_ONLY = {"x264-params": "keyint=1"}
 _INTER = {"x264-params": "mbtree=0"}
 
@@ -167,16 +165,8 @@ def _plan_pair(
 
 
 def _write_json(path: Path, data: object) -> None:
-    """Deterministic (sorted keys), atomic JSON file."""
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(json.dumps(data, sort_keys=True) + "\n")
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600 files; a dataset is meant to be read by others
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    """Deterministic (sorted keys, one line), atomic JSON file."""
+    write_json(path, data, indent=None, sort_keys=True)
 
 
 def _write_member(

@@ -65,8 +65,8 @@ class MTCNNDetector:
 
     def detect_batch(self, images: list[np.ndarray]) -> list[list[Detection]]:
         """``detect`` of each image, in one batched pass of the networks when all have the same size;
-        images of different sizes are detected one at a time. (Measured on an H200: 8 frames per call cut
-        MTCNN's time for a 10-s 1080p video from 1.73 to 0.80 s.)"""
+        images of different sizes are detected one at a time. (What batches gain on a GPU:
+        benchmarks/RESULTS.md, "Figures behind the code".)"""
         if len({check_rgb_image(image).shape for image in images}) > 1:
             return [self.detect_batch([image])[0] for image in images]
         smalls, factors = [], []

@@ -24,7 +24,7 @@ from multiprocessing.process import BaseProcess
 from pathlib import Path
 from typing import Any, Literal, TypeAlias, TypeVar
 
-from deepfake_detect.runtime import tune_malloc
+from deepfake_detect.infra.runtime import tune_malloc
 
 logger = logging.getLogger(__name__)
 
@@ -153,11 +153,12 @@ class IsolatedPool:
     Each worker runs ``initializer(*initargs)`` once, then items one at a time. A manager thread in the
     parent hands out items, reads results as soon as they are ready and, every ``poll_interval_s``, kills
     a worker whose item ran past ``timeout_s`` (kind "timeout") or whose resident set size (VmRSS, Linux
-    /proc; shared libraries count: about 0.7 GB once torch is imported) exceeds ``memory_mb`` (kind
-    "crash"). Not RLIMIT_AS: importing the CUDA build of torch alone maps 3.3 GB of address space
-    (measured), CUDA and per-thread malloc arenas far more. Crashed and killed workers are replaced; an
-    exception raised by ``fn`` is kind "error" and the worker stays. ``close()`` kills busy workers and
-    reaps all. ``fn``, items, results and the initializer must be picklable; workers are daemons.
+    /proc; shared libraries count, which with torch imported is already most of a GB) exceeds ``memory_mb``
+    (kind "crash"). Not RLIMIT_AS: importing the CUDA build of torch alone maps several GB of address space,
+    CUDA and per-thread malloc arenas far more (figures: benchmarks/RESULTS.md, "Figures behind the code").
+    Crashed and killed workers are replaced; an exception raised by ``fn`` is kind "error" and the worker
+    stays. ``close()`` kills busy workers and reaps all. ``fn``, items, results and the initializer must be
+    picklable; workers are daemons.
     """
 
     def __init__(

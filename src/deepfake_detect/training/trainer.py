@@ -1,39 +1,29 @@
-"""Pieces shared by the extractor and detector training runs (SPEC §2 'Training').
+"""The Lightning ``Trainer`` of both training runs (SPEC §2 'Training') and how a run starts or resumes.
 
-One place builds the Lightning ``Trainer``: precision (bf16 autocast on CPUs that support it),
-a checkpoint every epoch (``checkpoints/last.ckpt``, plus the best validation epoch when a metric is
-monitored), CSV + TensorBoard logs in ``out_dir``, progress bars, and DDP (gloo on CPU) for multi-process
-runs under Lightning's own launcher, ``torchrun`` or SLURM. Also: per-epoch loss history kept inside the
-checkpoints (so a resumed run has the whole curve), weight digests and atomic safetensors exports.
+One place builds the Trainer: precision (bf16 autocast on CPUs that support it), a checkpoint every
+epoch (``checkpoints/last.ckpt``, plus the best validation epoch when a metric is monitored), CSV +
+TensorBoard logs in ``out_dir``, progress bars, and DDP (gloo on CPU) for multi-process runs under
+Lightning's own launcher, ``torchrun`` or SLURM.
 """
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
-import json
 import logging
-import math
 import warnings
-from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import lightning as L
-import pandas as pd
 import torch
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
-from safetensors.torch import save_file
-from torch import nn
 
-from deepfake_detect.models.io import atomic_write
+from deepfake_detect.training.history import HistoryCallback
 
 logger = logging.getLogger(__name__)
 
 CHECKPOINT_DIR = "checkpoints"
 LAST_CHECKPOINT = "last.ckpt"
-HISTORY_COLUMNS = ["epoch", "train_loss", "val_loss"]
 
 # Lightning advice that does not apply to these small CPU runs (loader workers, logging interval).
 _QUIET_WARNINGS = (
@@ -44,36 +34,6 @@ _QUIET_WARNINGS = (
     r".*isinstance\(treespec, LeafSpec\)` is deprecated.*",
     r".*You defined a `validation_step` but have no `val_dataloader`.*",  # no validation rows given
 )
-
-
-class HistoryCallback(Callback):
-    """Records ``train_loss`` and ``val_loss`` after every epoch; its state is saved in each checkpoint."""
-
-    def __init__(self) -> None:
-        self.rows: list[dict[str, float]] = []
-
-    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        metrics = trainer.callback_metrics
-        row = {"epoch": float(trainer.current_epoch + 1)}
-        for name in HISTORY_COLUMNS[1:]:
-            value = metrics.get(name)
-            row[name] = float(value) if value is not None else math.nan
-        self.rows.append(row)
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"rows": [dict(r) for r in self.rows]}
-
-    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        self.rows = [dict(r) for r in state_dict.get("rows", [])]
-
-    def frame(self) -> pd.DataFrame:
-        return history_frame(self.rows)
-
-
-def history_frame(rows: list[dict[str, float]] | None = None) -> pd.DataFrame:
-    """A history table with columns epoch (int), train_loss, val_loss (NaN where not measured)."""
-    frame = pd.DataFrame(rows or [], columns=HISTORY_COLUMNS)
-    return frame.astype({"epoch": "int64", "train_loss": "float64", "val_loss": "float64"})
 
 
 def uses_cpu(accelerator: str) -> bool:
@@ -214,37 +174,3 @@ def load_checkpoint_weights(module: L.LightningModule, path: Path) -> None:
     """Load the model weights of one of our own checkpoints (weights_only: no arbitrary unpickling)."""
     state = torch.load(path, map_location="cpu", weights_only=True)
     module.load_state_dict(state["state_dict"])
-
-
-def state_digest(module: nn.Module, extra: Mapping[str, Any] | None = None) -> str:
-    """A short, stable hash of a module's tensors (names, dtypes, shapes, bytes) and ``extra`` facts."""
-    digest = hashlib.sha256(json.dumps(dict(extra or {}), sort_keys=True, default=str).encode())
-    for name, tensor in sorted(module.state_dict().items()):
-        data = tensor.detach().cpu().contiguous().reshape(-1)
-        digest.update(f"{name}|{data.dtype}|{tuple(tensor.shape)}".encode())
-        digest.update(data.view(torch.uint8).numpy().tobytes())
-    return digest.hexdigest()[:16]
-
-
-def save_safetensors(module: nn.Module, target: Path) -> Path:
-    """Export a module's state dict as safetensors (dense CPU tensors, standard layout), atomically."""
-    tensors = {k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
-    return atomic_write(target, lambda tmp: save_file(tensors, str(tmp), metadata={"format": "pt"}))
-
-
-def write_json(target: Path, payload: Mapping[str, Any]) -> Path:
-    text = json.dumps(dict(payload), indent=2, sort_keys=True, default=str) + "\n"
-    return atomic_write(target, lambda tmp: tmp.write_text(text, encoding="utf-8"))
-
-
-@contextlib.contextmanager
-def rich_progress(enabled: bool, description: str, total: int) -> Iterator[Callable[[int], None]]:
-    """A transient rich progress bar; yields ``advance(n)`` (a no-op when disabled)."""
-    if not enabled or total <= 0:
-        yield lambda n: None
-        return
-    from rich.progress import Progress
-
-    with Progress(transient=True) as bar:
-        task = bar.add_task(description, total=total)
-        yield lambda n: bar.advance(task, n)
