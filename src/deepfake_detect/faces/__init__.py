@@ -10,7 +10,7 @@ from deepfake_detect.faces.detectors import (
     create_face_detector,
     detect_many,
 )
-from deepfake_detect.faces.pipeline import TrackedFace, track_faces
+from deepfake_detect.faces.face_tracks import TrackedFace, track_faces
 from deepfake_detect.faces.segment import constant_interval_runs, split_into_clips
 from deepfake_detect.faces.tracking import FaceTracker, standardise
 
