@@ -12,7 +12,6 @@ import shutil
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -25,7 +24,7 @@ from deepfake_detect.faces import (
     split_into_clips,
     track_faces,
 )
-from deepfake_detect.types import FaceTrack, Frame, VideoRecord, VideoStatus
+from deepfake_detect.types import ClipRow, FaceTrack, Frame, VideoRecord, VideoStatus
 from deepfake_detect.video import VideoError, iter_frames
 
 logger = logging.getLogger(__name__)
@@ -89,11 +88,9 @@ def _prune_crops(work_dir: Path, track_id: int, keep: set[int]) -> None:
             path.unlink()
 
 
-def _rows(
-    record: VideoRecord, collected: _Collected, config: Config, work_dir: Path | None
-) -> list[dict[str, Any]]:
+def _rows(record: VideoRecord, collected: _Collected, config: Config, work_dir: Path | None) -> list[ClipRow]:
     stride, clip_len = config.clips.frame_stride, config.clips.clip_len
-    rows: list[dict[str, Any]] = []
+    rows: list[ClipRow] = []
     longest, longest_track = 0, -1  # the longest constant-interval run over all tracks
     for track in collected.tracks.tracks():
         clips, run_len = _track_clips(track, stride, clip_len)
@@ -120,7 +117,7 @@ def _rows(
 
 def process_video(
     record: VideoRecord, config: Config, detector: FaceDetector, *, work_dir: Path | None = None
-) -> list[dict[str, Any]]:
+) -> list[ClipRow]:
     """The manifest rows of one video: one per clip (status ok), or one failure row saying why not.
 
     With ``work_dir`` the crops that belong to a clip are left there as ``t<track>/<frame:06d>.jpg``
