@@ -55,6 +55,7 @@ MANIFEST_COLUMNS: list[str] = [
 ]
 _INT_COLUMNS = ("label", "track", "clip_index", "n_frames")
 _SORT_COLUMNS = ["video_id", "track", "clip_index"]
+_KEY_COLUMNS = _SORT_COLUMNS  # what names a clip
 _ROWS_FORMAT = 1
 _SAFE_KEY = re.compile(r"[A-Za-z0-9._-]+")
 _MAX_KEY_LEN = 150
@@ -83,6 +84,11 @@ def clip_key(row: ClipRow | Mapping[str, Any]) -> str:
     if isinstance(row, ClipRow):
         return f"{row.video_id}/t{row.track}/c{row.clip_index}"
     return f"{row['video_id']}/t{int(row['track'])}/c{int(row['clip_index'])}"
+
+
+def clip_keys(frame: pd.DataFrame) -> list[str]:
+    """:func:`clip_key` of every row of a manifest DataFrame (reads only video_id, track, clip_index)."""
+    return [clip_key(record) for record in frame[_KEY_COLUMNS].to_dict("records")]
 
 
 def crop_dir_for(video_id: str, track: int) -> str:

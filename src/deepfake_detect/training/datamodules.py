@@ -20,7 +20,7 @@ import pandas as pd
 import torch
 from torch.utils.data import Dataset, Sampler
 
-from deepfake_detect.data.store import ClipStore, clip_key, frame_rows
+from deepfake_detect.data.store import ClipStore, clip_keys, frame_rows
 
 logger = logging.getLogger(__name__)
 
@@ -32,7 +32,7 @@ def clip_labels(rows: pd.DataFrame, *, allow_unknown: bool = False) -> np.ndarra
     labels = rows["label"].to_numpy(dtype=np.int64)
     bad = ~np.isin(labels, (0, 1))
     if bad.any() and not allow_unknown:
-        keys = [clip_key(r) for r in frame_rows(rows[bad].head(5))]
+        keys = clip_keys(rows[bad].head(5))
         raise ValueError(
             f"{int(bad.sum())} clip(s) have no usable label (1 fake / 0 real), e.g. {keys}; "
             "drop unlabelled rows before training"
@@ -154,7 +154,7 @@ class EmbeddingDataset(Dataset[tuple[torch.Tensor, torch.Tensor]]):
     def __init__(
         self, embeddings: Mapping[str, np.ndarray], rows: pd.DataFrame, *, allow_unknown: bool = False
     ) -> None:
-        self.keys = [clip_key(row) for row in frame_rows(rows)]
+        self.keys = clip_keys(rows)
         missing = [k for k in self.keys if k not in embeddings]
         if missing:
             raise KeyError(f"no embeddings for {len(missing)} clip(s), e.g. {missing[:3]}; run embed first")
