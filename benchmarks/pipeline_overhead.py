@@ -20,7 +20,7 @@ import numpy as np
 from benchmarks import arguments, host, inputs, media, recording, timing
 from deepfake_detect.faces import track_faces
 from deepfake_detect.inference import DetectOptions, Detector
-from deepfake_detect.inference.pipeline import StageTimer, TimedDetector
+from deepfake_detect.inference.analyze import StageTimer, TimedDetector
 from deepfake_detect.inference.scoring import score_spans, scoring_windows, timeline_windows
 from deepfake_detect.video import choose_stride, iter_frames, probe
 

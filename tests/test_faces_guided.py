@@ -209,7 +209,7 @@ def test_a_lost_face_makes_that_keyframe_a_full_scan(
 def test_detect_hands_the_guided_scan_through_its_timed_detector(astronaut_rgb: np.ndarray) -> None:
     from deepfake_detect.faces import HaarDetector
     from deepfake_detect.faces.detectors.base import supports_scaled
-    from deepfake_detect.inference.pipeline import StageTimer, TimedDetector
+    from deepfake_detect.inference.analyze import StageTimer, TimedDetector
 
     timer = StageTimer()
     timed = TimedDetector(_StubDetector(full=[], local=[Detection(BBox(1, 1, 9, 9), 0.9)]), timer, 1)

@@ -15,12 +15,13 @@ from deepfake_detect.config import FaceConfig
 from deepfake_detect.faces import (
     FaceTracker,
     MTCNNDetector,
+    TrackCollector,
     TrackedFace,
     crop_face,
     detect_batch,
     track_faces,
 )
-from deepfake_detect.types import BBox, Frame
+from deepfake_detect.types import BBox, Detection, FaceTrack, Frame
 from deepfake_detect.video import write_video
 
 
@@ -361,3 +362,15 @@ def test_batched_keyframe_detection_gives_the_same_faces(
     assert [(f.frame_index, f.track_id) for f in batched] == [(f.frame_index, f.track_id) for f in one]
     for mine, theirs in zip(batched, one, strict=True):
         assert np.abs(np.subtract(_corners(mine.detection.box), _corners(theirs.detection.box))).max() < 0.5
+
+
+def test_track_collector_gathers_faces_into_one_face_track_per_id() -> None:
+    collector, crop = TrackCollector(), np.zeros((4, 4, 3), np.uint8)
+    for index, track_id in [(0, 1), (0, 0), (1, 1), (3, 1), (3, 0)]:
+        collector.add(TrackedFace(index, index / 10, track_id, Detection(BBox(0, 0, 4, 4), 0.9), crop))
+    assert len(collector) == 2 and collector.frame_count(1) == 3 and collector.frame_count(7) == 0
+    assert collector.tracks() == [FaceTrack(0, (0, 3), (0.0, 0.3)), FaceTrack(1, (0, 1, 3), (0.0, 0.1, 0.3))]
+    with pytest.raises(ValueError, match="2 frames but 1 timestamps"):
+        FaceTrack(0, (0, 1), (0.0,))
+    with pytest.raises(ValueError, match="1 frames but 2 embeddings"):
+        FaceTrack(0, (0,), (0.0,), np.zeros((2, 8), np.float32))

@@ -24,8 +24,8 @@ from deepfake_detect.inference import (
     last_model_path,
     record_last_model,
 )
+from deepfake_detect.inference.analyze import EmbeddingStream, StageTimer, ThumbnailSampler, torch_threads
 from deepfake_detect.inference.options import resolve
-from deepfake_detect.inference.pipeline import EmbeddingStream, StageTimer, ThumbnailSampler, torch_threads
 from deepfake_detect.inference.scoring import scoring_windows, similarity_matrix, timeline_windows
 from deepfake_detect.models.io import load_model_dir, read_model_config, save_model_dir
 from deepfake_detect.registry import UnknownNameError

@@ -21,7 +21,7 @@ from PIL import Image
 from typer.testing import CliRunner, Result
 
 from deepfake_detect.config import Config, config_from_dict
-from deepfake_detect.data.store import ClipStore
+from deepfake_detect.data.store import ClipStore, row_record
 from deepfake_detect.faces import create_face_detector
 from deepfake_detect.preprocess import (
     PreprocessError,
@@ -124,9 +124,10 @@ def test_process_video_cuts_clips_and_keeps_only_their_crops(
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # 2 threads on 2 shared, busy cores are many times slower
     try:
-        rows = process_video(_record(video, Label.FAKE), config, mtcnn_detector, work_dir=work)  # type: ignore[arg-type]
+        typed = process_video(_record(video, Label.FAKE), config, mtcnn_detector, work_dir=work)  # type: ignore[arg-type]
     finally:
         torch.set_num_threads(threads)
+    rows = [row_record(r) for r in typed]  # as the manifest writes them
     assert [(r["status"], r["track"], r["clip_index"]) for r in rows] == [("ok", 0, 0), ("ok", 0, 1)]
     assert rows[0]["frame_indices"] == " ".join(str(i) for i in range(8))
     assert rows[1]["frame_indices"] == " ".join(str(i) for i in range(8, 16))
@@ -141,19 +142,19 @@ def test_process_video_cuts_clips_and_keeps_only_their_crops(
 def test_process_video_with_stride_and_statuses(tmp_path: Path, astronaut_rgb: np.ndarray) -> None:
     detector = create_face_detector(_config().faces)
     video = _face_video(tmp_path / "face.mp4", astronaut_rgb, n=20)
-    rows = process_video(_record(video), _config(frame_stride=2), detector)
+    rows = [row_record(r) for r in process_video(_record(video), _config(frame_stride=2), detector)]
     assert [r["frame_indices"] for r in rows] == [" ".join(str(i) for i in range(0, 16, 2))]
 
     short = _face_video(tmp_path / "short.mp4", astronaut_rgb, n=6)
-    (row,) = process_video(_record(short), _config(), detector)
+    (row,) = [row_record(r) for r in process_video(_record(short), _config(), detector)]
     assert row["status"] == "too_short" and "longest constant-interval run is 6 frames" in row["error"]
 
     late = _face_video(tmp_path / "late.mp4", astronaut_rgb, n=20, face_from=13)  # 7 face frames < 8
-    assert process_video(_record(late), _config(), detector)[0]["status"] == "too_short"
+    assert process_video(_record(late), _config(), detector)[0].status == "too_short"
 
     empty = tmp_path / "empty.mp4"
     write_video(empty, (np.full((H, W, 3), 90, np.uint8) for _ in range(10)), fps=FPS)
-    (row,) = process_video(_record(empty), _config(), detector)
+    (row,) = [row_record(r) for r in process_video(_record(empty), _config(), detector)]
     assert row["status"] == "no_face" and "10 decoded frames" in row["error"]
 
 

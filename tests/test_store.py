@@ -19,9 +19,10 @@ from deepfake_detect.data.store import (
     clip_key,
     clip_row,
     failure_row,
+    frame_rows,
     video_key,
 )
-from deepfake_detect.types import Label, VideoRecord, VideoStatus
+from deepfake_detect.types import ClipRow, Label, VideoRecord, VideoStatus
 
 
 def _record(video_id: str, label: Label | None = Label.FAKE, split: str | None = "train") -> VideoRecord:
@@ -41,7 +42,7 @@ def _face_crops(astronaut: np.ndarray, n: int, size: int = 64) -> list[np.ndarra
 
 def _publish_video(
     store: ClipStore, record: VideoRecord, tracks: dict[int, list[int]], astronaut: np.ndarray, clip_len: int
-) -> list[dict[str, object]]:
+) -> list[ClipRow]:
     """Write crops for ``tracks`` (track -> frame indices) into a work dir, then publish clips of clip_len."""
     work = store.work_dir(record.video_id)
     rows = []
@@ -109,6 +110,30 @@ def test_manifest_columns_types_and_values(tmp_path: Path, astronaut_rgb: np.nda
     assert frame.loc[0, "crop_dir"] == "crops/00012/t0"
     assert frame["n_frames"].tolist() == [2, 2, 0]
     assert len(store.clips()) == 2
+
+
+def test_typed_rows_cross_the_store_boundary_unchanged(tmp_path: Path) -> None:
+    store = ClipStore(tmp_path)
+    clips = [
+        clip_row(_record("dir/v1.mp4"), 0, 0, [0, 1], [0.0, 1 / 30]),
+        clip_row(_record("dir/v1.mp4"), 2, 0, (5, 7), [5 / 30, 7 / 30]),
+    ]
+    failure = failure_row(_record("0007", None, None), VideoStatus.NO_FACE, "no face\nat all")
+    store.write_video_rows("dir/v1.mp4", clips)
+    store.write_video_rows("0007", [failure])
+    assert clips[1].frame_indices == (5, 7) and clips[1].timestamps == (0.1667, 0.2333)
+    assert failure.label is None and failure.n_frames == 0 and failure.error == "no face at all"
+    assert store.read_rows("dir/v1.mp4") == clips and store.read_rows("0007") == [failure]
+    assert frame_rows(store.manifest()) == [failure, *clips]  # rebuilt from the rows files
+    text = store.consolidate().read_text(encoding="utf-8")
+    assert text == (  # the manifest's text as it was before rows were typed
+        "dataset,video_id,source_id,label,split,track,clip_index,n_frames,frame_indices,timestamps,"
+        "crop_dir,status,error\n"
+        "toy,0007,src-0007,-1,,-1,-1,0,,,,no_face,no face at all\n"
+        "toy,dir/v1.mp4,src-dir/v1.mp4,1,train,0,0,2,0 1,0.0000 0.0333,crops/dir__v1.mp4/t0,ok,\n"
+        "toy,dir/v1.mp4,src-dir/v1.mp4,1,train,2,0,2,5 7,0.1667 0.2333,crops/dir__v1.mp4/t2,ok,\n"
+    )
+    assert frame_rows(store.manifest()) == [failure, *clips]  # read back from manifest.csv
 
 
 def test_manifest_is_deterministic_whatever_the_order(tmp_path: Path, astronaut_rgb: np.ndarray) -> None:

@@ -13,9 +13,9 @@ import pytest
 from deepfake_detect.config import ClipConfig, FaceConfig
 from deepfake_detect.inference import DetectOptions
 from deepfake_detect.inference.options import resolve
-from deepfake_detect.inference.verdict import TrackData, build_result
+from deepfake_detect.inference.verdict import build_result
 from deepfake_detect.models.io import ModelDirConfig
-from deepfake_detect.types import VideoStatus
+from deepfake_detect.types import FaceTrack, VideoStatus
 
 CLIP_LEN = 8  # scoring windows are 8 frames long: a 16-frame track has two, an 8-frame track one
 
@@ -51,18 +51,18 @@ class _NoTimer:
         return None
 
 
-def track(track_id: int, window_probs: list[float]) -> TrackData:
+def track(track_id: int, window_probs: list[float]) -> FaceTrack:
     """A track of ``8 * len(window_probs)`` consecutive frames whose k-th scoring window scores
     ``window_probs[k]``."""
     n = CLIP_LEN * len(window_probs)
     embeddings = np.ones((n, 2), dtype=np.float32)
     for k, p in enumerate(window_probs):
         embeddings[k * CLIP_LEN : (k + 1) * CLIP_LEN, 0] = p
-    frames = np.arange(n)
-    return TrackData(track_id, frames, frames / 12.0, embeddings, [])
+    frames = tuple(range(n))
+    return FaceTrack(track_id, frames, tuple(f / 12.0 for f in frames), embeddings)
 
 
-def verdict(tracks: list[TrackData], engine: StubEngine | None = None, **options: object):  # type: ignore[no-untyped-def]
+def verdict(tracks: list[FaceTrack], engine: StubEngine | None = None, **options: object):  # type: ignore[no-untyped-def]
     engine = engine or StubEngine()
     settings = resolve(DetectOptions(keep_similarity=False, **options), engine.config)  # type: ignore[arg-type]
     return build_result("clip.mp4", tracks, engine, settings, 1, _NoTimer(), {})  # type: ignore[arg-type]
@@ -115,7 +115,7 @@ def test_the_models_own_rule_is_used_when_none_is_given() -> None:
 
 def test_no_track_is_no_face_and_too_short_tracks_are_too_short() -> None:
     assert verdict([]).status is VideoStatus.NO_FACE
-    frames = np.arange(3)
-    short = TrackData(0, frames, frames / 12.0, np.full((3, 2), 0.9, np.float32), [])
+    frames = (0, 1, 2)
+    short = FaceTrack(0, frames, tuple(f / 12.0 for f in frames), np.full((3, 2), 0.9, np.float32))
     result = verdict([short])
     assert result.status is VideoStatus.TOO_SHORT and result.fake_probability is None and result.label is None

@@ -105,13 +105,36 @@ class Detection:
 
 
 @dataclass(frozen=True)
+class TrackedFace:
+    """A face in one frame, given its track: the detection (full-resolution box) and uint8 crop (S, S, 3)."""
+
+    frame_index: int
+    timestamp: float
+    track_id: int
+    detection: Detection
+    crop: np.ndarray
+
+
+@dataclass(frozen=True)
 class FaceTrack:
-    """The frames in which one face was followed through a video."""
+    """One face followed through a video: the frames it was seen in (increasing) and their timestamps (s).
+
+    The same type serves preprocessing (cut into clips) and inference, where it also carries float32
+    ``embeddings`` (N, D), row k for ``frame_indices[k]``, and a few small JPEG ``thumbnails``.
+    """
 
     track_id: int
     frame_indices: tuple[int, ...]
     timestamps: tuple[float, ...]
-    boxes: tuple[BBox, ...]
+    embeddings: np.ndarray | None = field(default=None, repr=False, compare=False)
+    thumbnails: tuple[bytes, ...] = field(default=(), repr=False)
+
+    def __post_init__(self) -> None:
+        n = len(self.frame_indices)
+        if len(self.timestamps) != n:
+            raise ValueError(f"track {self.track_id}: {n} frames but {len(self.timestamps)} timestamps")
+        if self.embeddings is not None and len(self.embeddings) != n:
+            raise ValueError(f"track {self.track_id}: {n} frames but {len(self.embeddings)} embeddings")
 
 
 @dataclass(frozen=True)
@@ -132,23 +155,27 @@ class VideoRecord:
 
 
 @dataclass(frozen=True)
-class Clip:
-    """A run of face crops of one track, at a constant frame interval."""
+class ClipRow:
+    """One row of the clip store's manifest: a clip of one track (status ``ok``), or the single row of a
+    video that gave no clip (track and clip_index -1, no frames, ``error`` says why).
 
+    ``timestamps`` (s) are as the manifest stores them, rounded to 4 decimals; ``crop_dir`` is the folder
+    of the clip's JPEG crops relative to the store root (posix), empty for a failure row.
+    """
+
+    dataset: str
     video_id: str
-    track_id: int
+    source_id: str
+    label: Label | None
+    split: str
+    track: int
     clip_index: int
     frame_indices: tuple[int, ...]
     timestamps: tuple[float, ...]
-
-
-@dataclass(frozen=True)
-class Prediction:
-    """A probability that something (clip, track, video) is fake."""
-
-    fake_probability: float
-    threshold: float = 0.5
+    crop_dir: str
+    status: VideoStatus
+    error: str
 
     @property
-    def label(self) -> Label:
-        return Label.FAKE if self.fake_probability >= self.threshold else Label.REAL
+    def n_frames(self) -> int:
+        return len(self.frame_indices)

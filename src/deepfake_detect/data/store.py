@@ -8,6 +8,10 @@ Layout of a store folder ``ROOT``::
     ROOT/store.json                                   the settings the crops were made with
     ROOT/.tmp/<video_key>-<pid>/                      work folders of videos being processed
 
+Rows travel as typed :class:`~deepfake_detect.types.ClipRow`; the store converts them at its boundary
+(:func:`row_record` / :func:`parse_row`, and :func:`rows_frame` / :func:`frame_rows` for DataFrames), so the
+files keep the manifest's text (space-joined frame indices, 4-decimal timestamps, label -1 unknown).
+
 Every write is atomic (a temp file or folder in the same file system, then a rename), so a store that was
 killed at any moment holds only finished videos plus leftovers that :meth:`ClipStore.remove_stale` deletes.
 Several processes (e.g. the shards of a SLURM array) may share one store if they handle disjoint videos.
@@ -30,7 +34,7 @@ import numpy as np
 import pandas as pd
 
 from deepfake_detect.infra.files import write_text as atomic_write_text
-from deepfake_detect.types import VideoRecord, VideoStatus
+from deepfake_detect.types import ClipRow, Label, VideoRecord, VideoStatus
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +55,7 @@ MANIFEST_COLUMNS: list[str] = [
 ]
 _INT_COLUMNS = ("label", "track", "clip_index", "n_frames")
 _SORT_COLUMNS = ["video_id", "track", "clip_index"]
+_KEY_COLUMNS = _SORT_COLUMNS  # what names a clip
 _ROWS_FORMAT = 1
 _SAFE_KEY = re.compile(r"[A-Za-z0-9._-]+")
 _MAX_KEY_LEN = 150
@@ -74,9 +79,16 @@ def video_key(video_id: str) -> str:
     return f"{cleaned}~{zlib.crc32(video_id.encode('utf-8')):08x}"
 
 
-def clip_key(row: Mapping[str, Any]) -> str:
+def clip_key(row: ClipRow | Mapping[str, Any]) -> str:
     """Unique name of one clip in a store: ``<video_id>/t<track>/c<clip_index>``."""
+    if isinstance(row, ClipRow):
+        return f"{row.video_id}/t{row.track}/c{row.clip_index}"
     return f"{row['video_id']}/t{int(row['track'])}/c{int(row['clip_index'])}"
+
+
+def clip_keys(frame: pd.DataFrame) -> list[str]:
+    """:func:`clip_key` of every row of a manifest DataFrame (reads only video_id, track, clip_index)."""
+    return [clip_key(record) for record in frame[_KEY_COLUMNS].to_dict("records")]
 
 
 def crop_dir_for(video_id: str, track: int) -> str:
@@ -88,52 +100,103 @@ def crop_file_name(frame_index: int) -> str:
     return f"{frame_index:06d}.jpg"
 
 
-def _record_columns(record: VideoRecord) -> dict[str, Any]:
-    return {
-        "dataset": record.dataset,
-        "video_id": record.video_id,
-        "source_id": record.source_id,
-        "label": UNKNOWN_LABEL if record.label is None else int(record.label),
-        "split": record.split or "",
-    }
-
-
 def clip_row(
     record: VideoRecord,
     track: int,
     clip_index: int,
     frame_indices: Sequence[int],
     timestamps: Sequence[float],
-) -> dict[str, Any]:
-    """The manifest row of one ``ok`` clip."""
-    return {
-        **_record_columns(record),
-        "track": int(track),
-        "clip_index": int(clip_index),
-        "n_frames": len(frame_indices),
-        "frame_indices": " ".join(str(int(i)) for i in frame_indices),
-        "timestamps": " ".join(f"{t:.4f}" for t in timestamps),
-        "crop_dir": crop_dir_for(record.video_id, track),
-        "status": VideoStatus.OK.value,
-        "error": "",
-    }
+) -> ClipRow:
+    """The manifest row of one ``ok`` clip (timestamps rounded to the manifest's 4 decimals)."""
+    return ClipRow(
+        **_record_fields(record),
+        track=int(track),
+        clip_index=int(clip_index),
+        frame_indices=tuple(int(i) for i in frame_indices),
+        timestamps=tuple(round(float(t), 4) for t in timestamps),
+        crop_dir=crop_dir_for(record.video_id, track),
+        status=VideoStatus.OK,
+        error="",
+    )
 
 
-def failure_row(record: VideoRecord, status: VideoStatus, error: str) -> dict[str, Any]:
+def failure_row(record: VideoRecord, status: VideoStatus, error: str) -> ClipRow:
     """The single manifest row of a video that produced no clip; ``error`` says why."""
     if status is VideoStatus.OK:
         raise ValueError("a failure row needs a status other than ok")
+    status = VideoStatus(status)
+    return ClipRow(
+        **_record_fields(record),
+        track=-1,
+        clip_index=-1,
+        frame_indices=(),
+        timestamps=(),
+        crop_dir="",
+        status=status,
+        error=" ".join(error.split()) or status.value,
+    )
+
+
+def _record_fields(record: VideoRecord) -> dict[str, Any]:
+    split = record.split or ""
     return {
-        **_record_columns(record),
-        "track": -1,
-        "clip_index": -1,
-        "n_frames": 0,
-        "frame_indices": "",
-        "timestamps": "",
-        "crop_dir": "",
-        "status": VideoStatus(status).value,
-        "error": " ".join(error.split()) or status.value,
+        "dataset": record.dataset,
+        "video_id": record.video_id,
+        "source_id": record.source_id,
+        "label": record.label,
+        "split": split,
     }
+
+
+def row_record(row: ClipRow) -> dict[str, Any]:
+    """A typed row as the manifest writes it: :data:`MANIFEST_COLUMNS`, frame indices and timestamps
+    space-joined, an unknown label as -1 (the inverse of :func:`parse_row`)."""
+    return {
+        "dataset": row.dataset,
+        "video_id": row.video_id,
+        "source_id": row.source_id,
+        "label": UNKNOWN_LABEL if row.label is None else int(row.label),
+        "split": row.split,
+        "track": row.track,
+        "clip_index": row.clip_index,
+        "n_frames": row.n_frames,
+        "frame_indices": " ".join(str(i) for i in row.frame_indices),
+        "timestamps": " ".join(f"{t:.4f}" for t in row.timestamps),
+        "crop_dir": row.crop_dir,
+        "status": row.status.value,
+        "error": row.error,
+    }
+
+
+def parse_row(record: Mapping[str, Any]) -> ClipRow:
+    """A manifest row (a rows-file entry, a DataFrame record or Series) as a typed :class:`ClipRow`."""
+    missing = [c for c in MANIFEST_COLUMNS if c not in record]
+    if missing:
+        raise StoreError(f"{record.get('video_id', '?')}: manifest row lacks columns {missing}")
+    label = int(record["label"])
+    return ClipRow(
+        dataset=str(record["dataset"]),
+        video_id=str(record["video_id"]),
+        source_id=str(record["source_id"]),
+        label=None if label == UNKNOWN_LABEL else Label(label),
+        split=str(record["split"]),
+        track=int(record["track"]),
+        clip_index=int(record["clip_index"]),
+        frame_indices=tuple(parse_indices(record["frame_indices"])),
+        timestamps=tuple(_parse_floats(record["timestamps"])),
+        crop_dir=str(record["crop_dir"]),
+        status=VideoStatus(record["status"]),
+        error=str(record["error"]),
+    )
+
+
+def frame_rows(frame: pd.DataFrame) -> list[ClipRow]:
+    """The rows of a manifest DataFrame (e.g. a selection of :meth:`ClipStore.clips`) as typed rows."""
+    return [parse_row(record) for record in frame.to_dict("records")]
+
+
+def _as_row(row: ClipRow | Mapping[str, Any]) -> ClipRow:
+    return row if isinstance(row, ClipRow) else parse_row(row)
 
 
 def parse_indices(value: Any) -> list[int]:
@@ -143,23 +206,26 @@ def parse_indices(value: Any) -> list[int]:
     return [int(v) for v in value]
 
 
-def rows_frame(rows: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
+def _parse_floats(value: Any) -> list[float]:
+    if isinstance(value, str):
+        return [float(v) for v in value.split()]
+    return [float(v) for v in value]
+
+
+def rows_frame(rows: Iterable[ClipRow]) -> pd.DataFrame:
     """Rows -> a DataFrame with exactly :data:`MANIFEST_COLUMNS`, typed and deterministically sorted."""
-    frame = pd.DataFrame(list(rows), columns=MANIFEST_COLUMNS)
+    frame = pd.DataFrame([row_record(row) for row in rows], columns=MANIFEST_COLUMNS)
     for column in MANIFEST_COLUMNS:
         frame[column] = frame[column].astype("int64" if column in _INT_COLUMNS else str)
     return frame.sort_values(_SORT_COLUMNS, kind="stable").reset_index(drop=True)
 
 
-def _check_rows(video_id: str, rows: Sequence[Mapping[str, Any]]) -> None:
+def _check_rows(video_id: str, rows: Sequence[ClipRow]) -> None:
     if not rows:
         raise StoreError(f"{video_id}: a video needs at least one manifest row (a failure row if no clip)")
     for row in rows:
-        missing = [c for c in MANIFEST_COLUMNS if c not in row]
-        if missing:
-            raise StoreError(f"{video_id}: manifest row lacks columns {missing}")
-        if row["video_id"] != video_id:
-            raise StoreError(f"row of {row['video_id']!r} given for video {video_id!r}")
+        if row.video_id != video_id:
+            raise StoreError(f"row of {row.video_id!r} given for video {video_id!r}")
 
 
 class ClipStore:
@@ -199,16 +265,16 @@ class ClipStore:
     def is_done(self, video_id: str) -> bool:
         return self.rows_path(video_id).is_file()
 
-    def read_rows(self, video_id: str) -> list[dict[str, Any]] | None:
+    def read_rows(self, video_id: str) -> list[ClipRow] | None:
         """The rows written for ``video_id``, or None if the video is not done."""
         path = self.rows_path(video_id)
         return self._load_rows_file(path) if path.is_file() else None
 
     def done_video_ids(self) -> set[str]:
-        return {rows[0]["video_id"] for rows in self._iter_rows_files()}
+        return {rows[0].video_id for rows in self._iter_rows_files()}
 
     def write_video_rows(
-        self, video_id: str, rows: Sequence[Mapping[str, Any]], crops_dir_tmp: Path | None = None
+        self, video_id: str, rows: Sequence[ClipRow], crops_dir_tmp: Path | None = None
     ) -> None:
         """Publish one finished video: move its crops into place, then write its rows file (the done marker).
 
@@ -227,7 +293,7 @@ class ClipStore:
                 os.rename(crops_dir_tmp, final)
             else:
                 crops_dir_tmp.rmdir()
-        payload = {"format": _ROWS_FORMAT, "video_id": video_id, "rows": [dict(r) for r in rows]}
+        payload = {"format": _ROWS_FORMAT, "video_id": video_id, "rows": [row_record(r) for r in rows]}
         atomic_write_text(rows_path, json.dumps(payload, sort_keys=True) + "\n")
 
     def remove_stale(self, video_ids: Iterable[str] | None = None) -> int:
@@ -278,16 +344,16 @@ class ClipStore:
         )
 
     # -- manifest ----------------------------------------------------------------------------------
-    def _load_rows_file(self, path: Path) -> list[dict[str, Any]]:
+    def _load_rows_file(self, path: Path) -> list[ClipRow]:
         try:
             payload = json.loads(path.read_text(encoding="utf-8"))
-            rows: list[dict[str, Any]] = payload["rows"]
+            rows = [parse_row(record) for record in payload["rows"]]
             _check_rows(payload["video_id"], rows)
-        except (ValueError, KeyError, TypeError) as exc:
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise StoreError(f"malformed rows file {path}: {exc}") from None
         return rows
 
-    def _iter_rows_files(self) -> Iterable[list[dict[str, Any]]]:
+    def _iter_rows_files(self) -> Iterable[list[ClipRow]]:
         if not self.rows_root.is_dir():
             return
         for path in sorted(self.rows_root.glob("*.json")):
@@ -340,17 +406,19 @@ class ClipStore:
         return self.manifest_path
 
     # -- clips ---------------------------------------------------------------------------------------
-    def clip_paths(self, row: Mapping[str, Any]) -> list[Path]:
-        """The JPEG files of one clip, in frame order."""
-        if row["status"] != VideoStatus.OK.value or not row["crop_dir"]:
-            raise StoreError(f"{row['video_id']} has no clip (status {row['status']}: {row['error']})")
-        folder = self.root / str(row["crop_dir"])
-        return [folder / crop_file_name(i) for i in parse_indices(row["frame_indices"])]
+    def clip_paths(self, row: ClipRow | Mapping[str, Any]) -> list[Path]:
+        """The JPEG files of one clip, in frame order (``row`` typed, or a manifest record)."""
+        row = _as_row(row)
+        if row.status is not VideoStatus.OK or not row.crop_dir:
+            raise StoreError(f"{row.video_id} has no clip (status {row.status.value}: {row.error})")
+        folder = self.root / row.crop_dir
+        return [folder / crop_file_name(i) for i in row.frame_indices]
 
-    def read_clip(self, row: Mapping[str, Any]) -> np.ndarray:
+    def read_clip(self, row: ClipRow | Mapping[str, Any]) -> np.ndarray:
         """The crops of one clip stacked as uint8 (T, H, W, 3)."""
         from PIL import Image
 
+        row = _as_row(row)
         images = []
         for path in self.clip_paths(row):
             try:

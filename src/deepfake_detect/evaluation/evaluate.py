@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from deepfake_detect.data.store import ClipStore, clip_key
+from deepfake_detect.data.store import ClipStore, clip_keys
 from deepfake_detect.evaluation.aggregation import aggregate
 from deepfake_detect.evaluation.metrics import summarize
 from deepfake_detect.evaluation.plots import roc_figure, score_histogram
@@ -191,7 +191,7 @@ def labelled_rows(store: ClipStore, split: str | None = None) -> pd.DataFrame:
     if rows.empty:
         where = f" with split {split!r}" if split else ""
         raise EvaluationError(f"the clip store {store.root} holds no labelled clip{where}")
-    rows["clip_key"] = [clip_key(row) for row in rows.to_dict("records")]
+    rows["clip_key"] = clip_keys(rows)
     return rows
 
 

@@ -19,7 +19,7 @@ import pandas as pd
 from PIL import Image
 
 from deepfake_detect.config import Config
-from deepfake_detect.data.store import ClipStore, clip_key
+from deepfake_detect.data.store import ClipStore, clip_keys
 from deepfake_detect.evaluation.metrics import roc_auc
 from deepfake_detect.models import FeatureExtractor
 from deepfake_detect.preprocess import preprocess_dataset
@@ -66,7 +66,7 @@ def _score(
     rows = rows[rows["label"].isin([0, 1])].reset_index(drop=True)
     if rows.empty or rows["label"].nunique() < 2:
         return len(rows), int(rows["video_id"].nunique()) if len(rows) else 0, float("nan")
-    rows["clip_key"] = [clip_key(row) for row in rows.to_dict("records")]
+    rows["clip_key"] = clip_keys(rows)
     embeddings = embed_clips(
         extractor, store, rows, cache, digest=extractor_digest(extractor), progress=False
     )

@@ -36,7 +36,7 @@ import numpy as np
 import pandas as pd
 
 from deepfake_detect.config import Config, ExtractorConfig
-from deepfake_detect.data.store import ClipStore, clip_key
+from deepfake_detect.data.store import ClipStore, clip_keys
 from deepfake_detect.evaluation.evaluate import (
     clip_predictions,
     compute_metrics,
@@ -160,7 +160,7 @@ def load_labelled_clips(store: ClipStore) -> pd.DataFrame:
     rows = rows[rows["label"].isin([0, 1])].reset_index(drop=True)
     if rows.empty:
         raise ExperimentError(f"the clip store {store.root} holds no labelled clip")
-    rows[KEY_COLUMN] = [clip_key(row) for row in rows.to_dict("records")]
+    rows[KEY_COLUMN] = clip_keys(rows)
     return rows
 
 

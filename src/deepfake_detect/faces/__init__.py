@@ -10,9 +10,10 @@ from deepfake_detect.faces.detectors import (
     create_face_detector,
     detect_batch,
 )
-from deepfake_detect.faces.pipeline import TrackedFace, track_faces
+from deepfake_detect.faces.face_tracks import TrackCollector, track_faces
 from deepfake_detect.faces.segment import constant_interval_runs, split_into_clips
 from deepfake_detect.faces.tracking import FaceTracker, standardise
+from deepfake_detect.types import TrackedFace
 
 __all__ = [
     "FACE_DETECTORS",
@@ -21,6 +22,7 @@ __all__ = [
     "FaceTracker",
     "HaarDetector",
     "MTCNNDetector",
+    "TrackCollector",
     "TrackedFace",
     "constant_interval_runs",
     "create_face_detector",

@@ -1,9 +1,10 @@
 """Inference (layer 4): the :class:`Detector` facade, from a video file to a verdict per video and face.
 
 Modules: ``options`` (DetectOptions), ``results`` (VideoResult, FaceResult, TimelinePoint),
-``engine`` (Engine protocol, TorchEngine, the ENGINES registry), ``pipeline`` (the streaming
-video pipeline), ``scoring``/``verdict`` (windows and aggregation), ``detector`` (Detector),
-``html_report`` (HTML report of detect results) and ``last_model`` (the demo's last model).
+``engine`` (Engine protocol, TorchEngine, the ENGINES registry), ``analyze`` (the streaming
+one-video task, ``analyze_video``), ``scoring``/``verdict`` (windows and aggregation),
+``detector`` (Detector), ``html_report`` (HTML report of detect results) and ``last_model`` (the demo's
+last model).
 Names are imported on first use (PEP 562): ``detect``'s parent process never imports torch.
 """
 

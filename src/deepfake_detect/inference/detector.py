@@ -11,10 +11,10 @@ from typing import Any
 import numpy as np
 
 from deepfake_detect.faces import FaceDetector, create_face_detector
+from deepfake_detect.inference.analyze import analyze_video, failure_result
 from deepfake_detect.inference.engine import Engine, create_engine
 from deepfake_detect.inference.model_card import sequence_model_info
 from deepfake_detect.inference.options import DetectOptions, resolve
-from deepfake_detect.inference.pipeline import analyze_video, failure_result
 from deepfake_detect.inference.results import VideoResult
 from deepfake_detect.inference.workers import (
     DEFAULT_TIMEOUT_S,

@@ -25,22 +25,11 @@ from deepfake_detect.inference.scoring import (
     similarity_matrix,
     timeline_windows,
 )
-from deepfake_detect.types import VideoStatus
+from deepfake_detect.types import FaceTrack, VideoStatus
 
 
 class _Timer(Protocol):
     def add(self, stage: str, seconds: float) -> None: ...
-
-
-@dataclass(frozen=True)
-class TrackData:
-    """One face track after embedding: sorted frame indices (N,), timestamps (N,), float32 (N, D)."""
-
-    track_id: int
-    frame_indices: np.ndarray
-    timestamps: np.ndarray
-    embeddings: np.ndarray
-    thumbnails: list[bytes]
 
 
 @dataclass(frozen=True)
@@ -78,7 +67,7 @@ class Verdict:
 
 def build_verdict(
     path: str,
-    tracks: list[TrackData],
+    tracks: list[FaceTrack],
     engine: Engine,
     settings: Settings,
     stride: int,
@@ -109,7 +98,7 @@ def build_verdict(
 
 def build_result(
     path: str,
-    tracks: list[TrackData],
+    tracks: list[FaceTrack],
     engine: Engine,
     settings: Settings,
     stride: int,
@@ -121,10 +110,12 @@ def build_result(
 
 
 def _score_track(
-    track: TrackData, engine: Engine, settings: Settings, stride: int
+    track: FaceTrack, engine: Engine, settings: Settings, stride: int
 ) -> tuple[FaceResult, np.ndarray] | None:
     """(face result, scoring-window probabilities), or None when the track has no scoring window."""
-    indices = track.frame_indices.tolist()
+    if track.embeddings is None:
+        raise ValueError(f"track {track.track_id} has no embeddings to score")
+    indices = list(track.frame_indices)
     spans = scoring_windows(indices, stride, settings.clip_len, settings.min_clip_len)
     if not spans:
         return None
@@ -159,7 +150,7 @@ def _score_track(
         similarity_frames=similarity_frames,
         thumbnails=list(track.thumbnails),
         embeddings=track.embeddings if kept else None,
-        frame_indices=track.frame_indices if kept else None,
+        frame_indices=np.asarray(track.frame_indices) if kept else None,
     )
     return face, window_probs
 
@@ -170,8 +161,8 @@ def _no_face_message(info: dict[str, Any]) -> str:
     return f"no face was found in the {frames} frames examined ({every})"
 
 
-def _too_short_message(tracks: list[TrackData], stride: int, min_clip_len: int) -> str:
-    longest = max(longest_run(t.frame_indices.tolist(), stride) for t in tracks)
+def _too_short_message(tracks: list[FaceTrack], stride: int, min_clip_len: int) -> str:
+    longest = max(longest_run(list(t.frame_indices), stride) for t in tracks)
     return (
         f"{len(tracks)} face track(s) found, but none was seen in {min_clip_len} frames at a constant "
         f"interval of {stride} (longest run: {longest} frames): the video is too short or its faces are "

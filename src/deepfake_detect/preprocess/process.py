@@ -12,29 +12,28 @@ import shutil
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from deepfake_detect.config import Config
 from deepfake_detect.data.store import clip_row, crop_file_name, failure_row
-from deepfake_detect.faces import FaceDetector, constant_interval_runs, split_into_clips, track_faces
-from deepfake_detect.types import Frame, VideoRecord, VideoStatus
+from deepfake_detect.faces import (
+    FaceDetector,
+    TrackCollector,
+    constant_interval_runs,
+    split_into_clips,
+    track_faces,
+)
+from deepfake_detect.types import ClipRow, FaceTrack, Frame, VideoRecord, VideoStatus
 from deepfake_detect.video import VideoError, iter_frames
 
 logger = logging.getLogger(__name__)
 
 
 @dataclass
-class _Track:
-    frames: list[int] = field(default_factory=list)
-    timestamps: dict[int, float] = field(default_factory=dict)
-
-
-@dataclass
 class _Collected:
     decoded: int = 0
-    tracks: dict[int, _Track] = field(default_factory=dict)
+    tracks: TrackCollector = field(default_factory=TrackCollector)
 
 
 def _counted(frames: Iterable[Frame], collected: _Collected) -> Iterator[Frame]:
@@ -63,18 +62,16 @@ def _collect(
         formats=config.preprocess.container_formats,
     )
     for face in track_faces(_counted(frames, collected), detector, config.faces):
-        track = collected.tracks.setdefault(face.track_id, _Track())
-        track.frames.append(face.frame_index)
-        track.timestamps[face.frame_index] = face.timestamp
+        collected.tracks.add(face)
         if work_dir is not None:
             target = work_dir / f"t{face.track_id}" / crop_file_name(face.frame_index)
             _save_jpeg(target, face.crop, config.preprocess.jpeg_quality)
     return collected
 
 
-def _track_clips(track: _Track, stride: int, clip_len: int) -> tuple[list[list[int]], int]:
+def _track_clips(track: FaceTrack, stride: int, clip_len: int) -> tuple[list[list[int]], int]:
     """The clips of one track and the length of its longest constant-interval run."""
-    runs = constant_interval_runs(track.frames, stride)
+    runs = constant_interval_runs(track.frame_indices, stride)
     clips = [clip for run in runs for clip in split_into_clips(run, clip_len)]
     return clips, max((len(run) for run in runs), default=0)
 
@@ -91,22 +88,20 @@ def _prune_crops(work_dir: Path, track_id: int, keep: set[int]) -> None:
             path.unlink()
 
 
-def _rows(
-    record: VideoRecord, collected: _Collected, config: Config, work_dir: Path | None
-) -> list[dict[str, Any]]:
+def _rows(record: VideoRecord, collected: _Collected, config: Config, work_dir: Path | None) -> list[ClipRow]:
     stride, clip_len = config.clips.frame_stride, config.clips.clip_len
-    rows: list[dict[str, Any]] = []
+    rows: list[ClipRow] = []
     longest, longest_track = 0, -1  # the longest constant-interval run over all tracks
-    for track_id in sorted(collected.tracks):
-        track = collected.tracks[track_id]
+    for track in collected.tracks.tracks():
         clips, run_len = _track_clips(track, stride, clip_len)
         if run_len > longest:
-            longest, longest_track = run_len, track_id
+            longest, longest_track = run_len, track.track_id
+        time_of = dict(zip(track.frame_indices, track.timestamps, strict=True))
         for clip_index, clip in enumerate(clips):
-            times = [track.timestamps[i] for i in clip]
-            rows.append(clip_row(record, track_id, clip_index, clip, times))
+            times = [time_of[i] for i in clip]
+            rows.append(clip_row(record, track.track_id, clip_index, clip, times))
         if work_dir is not None:
-            _prune_crops(work_dir, track_id, {i for clip in clips for i in clip})
+            _prune_crops(work_dir, track.track_id, {i for clip in clips for i in clip})
     if rows:
         return rows
     if not collected.tracks:
@@ -122,7 +117,7 @@ def _rows(
 
 def process_video(
     record: VideoRecord, config: Config, detector: FaceDetector, *, work_dir: Path | None = None
-) -> list[dict[str, Any]]:
+) -> list[ClipRow]:
     """The manifest rows of one video: one per clip (status ok), or one failure row saying why not.
 
     With ``work_dir`` the crops that belong to a clip are left there as ``t<track>/<frame:06d>.jpg``

@@ -26,7 +26,7 @@ from deepfake_detect.data.store import ClipStore, failure_row, video_key
 from deepfake_detect.faces import FACE_DETECTORS
 from deepfake_detect.infra.isolation import IsolatedPool, WorkerFailure
 from deepfake_detect.preprocess.process import process_video
-from deepfake_detect.types import VideoRecord, VideoStatus
+from deepfake_detect.types import ClipRow, VideoRecord, VideoStatus
 
 logger = logging.getLogger(__name__)
 
@@ -162,7 +162,7 @@ class _Task:
     store_root: Path
 
 
-def _run_task(task: _Task) -> tuple[list[dict[str, Any]], Path]:
+def _run_task(task: _Task) -> tuple[list[ClipRow], Path]:
     work_dir = ClipStore(task.store_root).work_dir(task.record.video_id)
     rows = process_video(task.record, _WORKER["config"], _WORKER["detector"], work_dir=work_dir)
     return rows, work_dir
@@ -170,7 +170,7 @@ def _run_task(task: _Task) -> tuple[list[dict[str, Any]], Path]:
 
 # -- main side ----------------------------------------------------------------------------------------
 def _publish(
-    store: ClipStore, task: _Task, result: tuple[list[dict[str, Any]], Path] | WorkerFailure
+    store: ClipStore, task: _Task, result: tuple[list[ClipRow], Path] | WorkerFailure
 ) -> tuple[str, int]:
     """Write one finished video into the store; returns its status and number of clips."""
     record = task.record
@@ -182,9 +182,9 @@ def _publish(
     else:
         rows, work_dir = result
         store.write_video_rows(record.video_id, rows, work_dir)
-    status: str = rows[0]["status"]
+    status: str = rows[0].status.value
     if status != VideoStatus.OK.value:
-        logger.debug("%s: %s (%s)", record.video_id, status, rows[0]["error"])
+        logger.debug("%s: %s (%s)", record.video_id, status, rows[0].error)
         return status, 0
     return status, len(rows)
 
@@ -278,7 +278,7 @@ def _run_pool(
 
 def _results(
     tasks: Sequence[_Task], config: Config, workers: int, cluster: str | None
-) -> Iterator[tuple[_Task, tuple[list[dict[str, Any]], Path] | WorkerFailure]]:
+) -> Iterator[tuple[_Task, tuple[list[ClipRow], Path] | WorkerFailure]]:
     """Each task's outcome in completion order, from local isolated workers or a Dask cluster."""
     initargs = (config.model_dump(mode="json"),)
     timeout_s, memory_mb = config.preprocess.timeout_s, config.preprocess.memory_mb

@@ -20,7 +20,7 @@ import pandas as pd
 import torch
 from torch.utils.data import Dataset, Sampler
 
-from deepfake_detect.data.store import ClipStore, clip_key
+from deepfake_detect.data.store import ClipStore, clip_keys, frame_rows
 
 logger = logging.getLogger(__name__)
 
@@ -32,7 +32,7 @@ def clip_labels(rows: pd.DataFrame, *, allow_unknown: bool = False) -> np.ndarra
     labels = rows["label"].to_numpy(dtype=np.int64)
     bad = ~np.isin(labels, (0, 1))
     if bad.any() and not allow_unknown:
-        keys = [clip_key(r) for r in rows[bad].head(5).to_dict("records")]
+        keys = clip_keys(rows[bad].head(5))
         raise ValueError(
             f"{int(bad.sum())} clip(s) have no usable label (1 fake / 0 real), e.g. {keys}; "
             "drop unlabelled rows before training"
@@ -111,7 +111,7 @@ class ClipWindowDataset(Dataset[tuple[torch.Tensor, torch.Tensor]]):
         if long_enough.empty:
             raise ValueError(f"no clip has at least {window} frames (extractor_clip_len); lower it")
         self.labels = clip_labels(long_enough)
-        self.paths = [store.clip_paths(row) for row in long_enough.to_dict("records")]
+        self.paths = [store.clip_paths(row) for row in frame_rows(long_enough)]
         self.window = window
         self.random_window = random_window
         self.seed = seed
@@ -154,7 +154,7 @@ class EmbeddingDataset(Dataset[tuple[torch.Tensor, torch.Tensor]]):
     def __init__(
         self, embeddings: Mapping[str, np.ndarray], rows: pd.DataFrame, *, allow_unknown: bool = False
     ) -> None:
-        self.keys = [clip_key(row) for row in rows.to_dict("records")]
+        self.keys = clip_keys(rows)
         missing = [k for k in self.keys if k not in embeddings]
         if missing:
             raise KeyError(f"no embeddings for {len(missing)} clip(s), e.g. {missing[:3]}; run embed first")

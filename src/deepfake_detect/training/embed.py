@@ -11,18 +11,18 @@ import contextlib
 import logging
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
 import torch
 
-from deepfake_detect.data.store import ClipStore, clip_key
+from deepfake_detect.data.store import ClipStore, clip_key, frame_rows
 from deepfake_detect.infra.files import atomic_path
 from deepfake_detect.models import FeatureExtractor
 from deepfake_detect.models.frame_dir import model_dir_kind
 from deepfake_detect.models.frame_extractor import FrameFeatureExtractor, load_frame_extractor
 from deepfake_detect.training.extractor import extractor_digest, load_trained_extractor
+from deepfake_detect.types import ClipRow
 
 Extractor = FeatureExtractor | FrameFeatureExtractor
 
@@ -117,14 +117,14 @@ def embed_frames(
 
 
 def _read_cache(
-    records: list[dict[str, Any]], cache_dir: Path, digest: str, dim: int
-) -> tuple[dict[str, np.ndarray], list[dict[str, Any]]]:
+    records: list[ClipRow], cache_dir: Path, digest: str, dim: int
+) -> tuple[dict[str, np.ndarray], list[ClipRow]]:
     """(clip_key -> cached array, rows still to embed)."""
     found: dict[str, np.ndarray] = {}
     todo = []
     for row in records:
         key = clip_key(row)
-        cached = _load_cached(cache_file(cache_dir, digest, key), int(row["n_frames"]), dim)
+        cached = _load_cached(cache_file(cache_dir, digest, key), row.n_frames, dim)
         if cached is None:
             todo.append(row)
         else:
@@ -150,7 +150,7 @@ def embed_clips(
     """
     if not digest or "/" in digest:
         raise ValueError(f"digest must be a non-empty name without '/', got {digest!r}")
-    records = rows.to_dict("records")
+    records = frame_rows(rows)
     result, todo = _read_cache(records, cache_dir, digest, extractor.embed_dim)
     logger.info("embeddings: %d clip(s) cached, %d to compute", len(result), len(todo))
     with (

@@ -1,4 +1,4 @@
-"""Streaming detect -> crop -> track over the frames of one video."""
+"""Streaming detect -> crop -> track over the frames of one video, and the faces gathered into tracks."""
 
 from __future__ import annotations
 
@@ -6,27 +6,14 @@ import logging
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-import numpy as np
-
 from deepfake_detect.config import FaceConfig
 from deepfake_detect.faces.crop import crop_face
 from deepfake_detect.faces.detectors.base import FaceDetector, detect_batch
 from deepfake_detect.faces.guided import GuidedScan
 from deepfake_detect.faces.tracking import FaceTracker
-from deepfake_detect.types import BBox, Detection, Frame
+from deepfake_detect.types import BBox, Detection, FaceTrack, Frame, TrackedFace
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class TrackedFace:
-    """One face in one frame: its detection (full-resolution box), track id and (S, S, 3) uint8 crop."""
-
-    frame_index: int
-    timestamp: float
-    track_id: int
-    detection: Detection
-    crop: np.ndarray
 
 
 def track_faces(frames: Iterable[Frame], detector: FaceDetector, config: FaceConfig) -> Iterator[TrackedFace]:
@@ -159,3 +146,29 @@ def _interpolated(
 
 def _corners(box: BBox) -> tuple[float, float, float, float]:
     return (box.x1, box.y1, box.x2, box.y2)
+
+
+class TrackCollector:
+    """Gathers the faces ``track_faces`` yields into one :class:`FaceTrack` per track id."""
+
+    def __init__(self) -> None:
+        self._frames: dict[int, list[int]] = {}
+        self._times: dict[int, list[float]] = {}
+
+    def add(self, face: TrackedFace) -> None:
+        self._frames.setdefault(face.track_id, []).append(face.frame_index)
+        self._times.setdefault(face.track_id, []).append(face.timestamp)
+
+    def __len__(self) -> int:
+        return len(self._frames)
+
+    def frame_count(self, track_id: int) -> int:
+        """How many faces of track ``track_id`` were added so far."""
+        return len(self._frames.get(track_id, ()))
+
+    def tracks(self) -> list[FaceTrack]:
+        """The tracks in increasing id order."""
+        return [
+            FaceTrack(track_id, tuple(self._frames[track_id]), tuple(self._times[track_id]))
+            for track_id in sorted(self._frames)
+        ]

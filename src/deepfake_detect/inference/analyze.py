@@ -12,7 +12,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -20,13 +20,13 @@ import cv2
 import numpy as np
 import torch
 
-from deepfake_detect.faces import FaceDetector, TrackedFace, detect_batch, track_faces
+from deepfake_detect.faces import FaceDetector, TrackCollector, detect_batch, track_faces
 from deepfake_detect.faces.detectors.base import supports_scaled
 from deepfake_detect.inference.engine import Engine
 from deepfake_detect.inference.options import Settings
 from deepfake_detect.inference.results import VideoResult
-from deepfake_detect.inference.verdict import TrackData, build_verdict
-from deepfake_detect.types import Detection, Frame, VideoStatus
+from deepfake_detect.inference.verdict import build_verdict
+from deepfake_detect.types import Detection, FaceTrack, Frame, TrackedFace, VideoStatus
 from deepfake_detect.video import DecodeError, VideoError, VideoInfo, VideoTooLargeError, choose_stride
 from deepfake_detect.video import iter_frames as decode_frames
 from deepfake_detect.video import probe as probe_video
@@ -142,35 +142,26 @@ class ThumbnailSampler:
         return [jpeg for _, jpeg in self.kept]
 
 
-@dataclass
-class _Track:
-    frame_indices: list[int] = field(default_factory=list)
-    timestamps: list[float] = field(default_factory=list)
-    chunks: list[np.ndarray] = field(default_factory=list)  # embeddings (n, D) in arrival order
-    thumbnails: ThumbnailSampler | None = None
-
-
 class EmbeddingStream:
     """Collects tracked faces and embeds their crops ``batch_size`` at a time, across tracks."""
 
     def __init__(self, engine: Engine, settings: Settings, timer: StageTimer) -> None:
         self.engine, self.timer = engine, timer
         self.settings = settings
-        self.tracks: dict[int, _Track] = {}
+        self.tracks = TrackCollector()
+        self.chunks: dict[int, list[np.ndarray]] = {}  # track id -> embeddings (n, D) in arrival order
+        self.thumbnails: dict[int, ThumbnailSampler] = {}
         self._pending: list[tuple[int, np.ndarray]] = []  # (track id, crop)
         self.detections = 0
 
     def add(self, face: TrackedFace) -> None:
-        track = self.tracks.get(face.track_id)
-        if track is None:
-            sampler = None
-            if self.settings.keep_thumbnails:
+        if self.settings.keep_thumbnails:
+            sampler = self.thumbnails.get(face.track_id)
+            if sampler is None:
                 sampler = ThumbnailSampler(self.settings.thumbnails_per_face, self.settings.thumbnail_size)
-            track = self.tracks[face.track_id] = _Track(thumbnails=sampler)
-        if track.thumbnails is not None:
-            track.thumbnails.add(len(track.frame_indices), face.crop)
-        track.frame_indices.append(face.frame_index)
-        track.timestamps.append(face.timestamp)
+                self.thumbnails[face.track_id] = sampler
+            sampler.add(self.tracks.frame_count(face.track_id), face.crop)
+        self.tracks.add(face)
         self._pending.append((face.track_id, face.crop))
         self.detections += 1
         if len(self._pending) >= self.settings.batch_size:
@@ -182,24 +173,18 @@ class EmbeddingStream:
         crops = np.stack([crop for _, crop in self._pending])  # (B, S, S, 3)
         embeddings = self.timer.timed("embed", lambda: self.engine.embed(crops))  # (B, D)
         for (track_id, _), row in zip(self._pending, embeddings, strict=True):
-            self.tracks[track_id].chunks.append(row[None])
+            self.chunks.setdefault(track_id, []).append(row[None])
         self._pending = []
 
-    def finish(self) -> list[TrackData]:
+    def finish(self) -> list[FaceTrack]:
+        """The tracks in id order, each with its embeddings and thumbnails."""
         self.flush()
         result = []
-        for track_id, track in sorted(self.tracks.items()):
-            embeddings = np.concatenate(track.chunks).astype(np.float32, copy=False)  # (N, D)
-            thumbs = track.thumbnails.jpegs() if track.thumbnails is not None else []
-            result.append(
-                TrackData(
-                    track_id,
-                    np.asarray(track.frame_indices),
-                    np.asarray(track.timestamps),
-                    embeddings,
-                    thumbs,
-                )
-            )
+        for track in self.tracks.tracks():
+            embeddings = np.concatenate(self.chunks[track.track_id]).astype(np.float32, copy=False)  # (N, D)
+            sampler = self.thumbnails.get(track.track_id)
+            thumbs = tuple(sampler.jpegs()) if sampler is not None else ()
+            result.append(replace(track, embeddings=embeddings, thumbnails=thumbs))
         return result
 
 
