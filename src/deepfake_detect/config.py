@@ -230,6 +230,16 @@ class ExperimentConfig(_Section):
         description="float32 kernels of the experiment and demo commands: native (fastest for this CPU) or "
         "avx2 (the same numbers on every x86 CPU with AVX2; see runtime.pin_cpu_kernels)",
     )
+    frame_model: Path | None = Field(
+        None,
+        description="an imported frame-model directory (import-model): adds 'frame model alone' (its own "
+        "classifier, mean P(fake) over a clip's crops) and 'frame model + head' rows (its pooled features as "
+        "a frozen extractor) on every repetition's splits",
+    )
+    frame_model_member: int = Field(0, ge=0, description="which member of frame_model both rows use")
+    frame_model_heads: list[str] | None = Field(
+        None, description="heads trained on the frame model's features (None: head.name and table3_heads)"
+    )
 
 
 class SynthConfig(_Section):
@@ -358,7 +368,8 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
 
 def _resolve_paths(raw: dict[str, Any], base: Path) -> None:
     """Make relative paths in known path fields relative to the YAML file's folder."""
-    for section, key in (("data", "root"), ("data", "clips_dir"), ("extractor", "weights")):
+    known = (("data", "root"), ("data", "clips_dir"), ("extractor", "weights"), ("experiment", "frame_model"))
+    for section, key in known:
         node = raw.get(section)
         if isinstance(node, dict) and isinstance(node.get(key), str):
             path = Path(node[key]).expanduser()

@@ -18,6 +18,7 @@ import pandas as pd
 
 from deepfake_detect.config import dump_config
 from deepfake_detect.evaluation.plots import loss_curves, reliability_figure, roc_figure, score_histogram
+from deepfake_detect.experiment.frame_model_text import frame_model_conclusions, frame_model_markdown
 from deepfake_detect.experiment.report_text import conclusions, render_markdown
 from deepfake_detect.experiment.runner import ExperimentResult, Variant, metric_values
 from deepfake_detect.experiment.summary import stats
@@ -208,6 +209,7 @@ def build_report(result: ExperimentResult, extra: dict[str, Any] | None = None) 
         "timings_s": {k: round(v, 2) for k, v in result.timings.items()},
         "cpu_s": {k: round(v, 2) for k, v in result.cpu_timings.items()},
         "environment": result.environment,
+        **({"frame_model": result.frame_model.report()} if result.frame_model is not None else {}),
         **(extra or {}),
     }
 
@@ -280,10 +282,11 @@ def write_report(
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     payload = build_report(result, extra)
-    payload["conclusions"] = conclusions(payload)
+    payload["conclusions"] = conclusions(payload) + frame_model_conclusions(payload)
     payload["figures"] = _figures(result, out_dir)
     write_json(out_dir / "report.json", payload, verbatim_lists=True)
     (out_dir / "config.yaml").write_text(dump_config(result.config), encoding="utf-8")
-    (out_dir / "report.md").write_text(render_markdown(payload), encoding="utf-8")
+    markdown = render_markdown(payload, before_conclusions=frame_model_markdown(payload))
+    (out_dir / "report.md").write_text(markdown, encoding="utf-8")
     logger.info("report written to %s", out_dir / "report.md")
     return payload

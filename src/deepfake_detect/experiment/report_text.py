@@ -352,8 +352,8 @@ def _card(model: dict[str, Any]) -> list[str]:
     ]
 
 
-def render_markdown(payload: dict[str, Any]) -> str:
-    """The whole report.md."""
+def render_markdown(payload: dict[str, Any], before_conclusions: list[str] | None = None) -> str:
+    """The whole report.md; ``before_conclusions``: sections rendered (from the payload) elsewhere."""
     lines = ["# Deepfake detection experiment", "", "## Settings", "", *_settings(payload["settings"]), ""]
     lines += ["## Splits and leakage", "", *_splits(payload["splits"])]
     lines += [f"- {line}" for line in payload["leakage"]] + [""]
@@ -364,6 +364,7 @@ def render_markdown(payload: dict[str, Any]) -> str:
         "",
         *_table3(payload["table3"], payload["comparison"]["dispersion_auc"]),
     ]
+    lines += before_conclusions or []
     lines += ["## Conclusions (generated from the numbers above)", ""]
     lines += [f"- {s}" for s in payload.get("conclusions") or conclusions(payload)] + [""]
     lines += ["## Figures", ""] + [f"![{k}]({v})" for k, v in payload.get("figures", {}).items()] + [""]

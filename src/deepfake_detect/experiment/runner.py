@@ -47,6 +47,7 @@ from deepfake_detect.evaluation.evaluate import (
 from deepfake_detect.experiment.diagnostics import dispersion_auc, single_frame_summary
 from deepfake_detect.experiment.environment import code_revision, experiment_environment
 from deepfake_detect.experiment.final import write_final_model
+from deepfake_detect.experiment.frame_model import FrameModelRows, frame_model_stages, load_frame_model_rows
 from deepfake_detect.experiment.splits import KEY_COLUMN, Split, make_splits, split_once
 from deepfake_detect.infra.runtime import cpu_seconds
 from deepfake_detect.models import FeatureExtractor
@@ -126,6 +127,7 @@ class ExperimentResult:
     final_model: dict[str, Any] = field(default_factory=dict)  # trained_on, temperature, card
     cpu_timings: dict[str, float] = field(default_factory=dict)  # stage kind -> CPU seconds
     rep0_model: tuple[FeatureExtractor, HeadRun, float, Split] | None = None  # for robustness tables
+    frame_model: FrameModelRows | None = None  # experiment.frame_model's rows (.frame_model)
 
 
 def write_split(split: Split, path: Path) -> Path:
@@ -364,19 +366,24 @@ def run_experiment(
     table2_repeats = exp.repeats if exp.table2_repeats is None else min(exp.table2_repeats, exp.repeats)
     plan = _plan(config, variants, table2_repeats)
     final = 3 if model_dir is not None and exp.final_model == "all" else 0
-    clock = _Clock(_stage_count(config, plan) + final, progress)
+    clock = _Clock(_stage_count(config, plan) + final + frame_model_stages(config), progress)
     ctx = _Context(config, store, rows, Path(out_dir), model_dir, clock, main=variants[0].name)
     splits: list[Split] = clock.run(
         "split",
         f"split {len(rows)} clips by {exp.split_by} into {exp.repeats} repetitions",
         lambda: replicate(config, rows),
     )
+    frame = load_frame_model_rows(config, ctx.out_dir / "cache", clock.run)  # None without frame_model
     repetitions = []
     for split, planned in zip(splits, plan, strict=True):
         rep = RepetitionResult(split.repeat, split.summary())
         write_split(split, ctx.out_dir / f"rep{split.repeat}" / "split.csv")
         for variant in planned:
             _run_variant(ctx, variant, split, rep, ctx.out_dir / f"rep{split.repeat}")
+        if frame is not None:
+            frame.run_repetition(
+                config, store, split, ctx.out_dir / f"rep{split.repeat}" / "frame_model", clock.run
+            )
         repetitions.append(rep)
     final_model = _write_final_model(ctx, repetitions)
     return ExperimentResult(
@@ -395,6 +402,7 @@ def run_experiment(
         final_model=final_model,
         cpu_timings=dict(clock.cpu),
         rep0_model=ctx.rep0,
+        frame_model=frame,
     )
 
 
