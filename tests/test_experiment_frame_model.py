@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import cv2
@@ -152,12 +153,62 @@ def test_alone_auc_equals_a_plain_recomputation(
 def test_same_seed_twice_gives_the_same_frame_model_numbers(
     frame_setup: tuple[Path, nn.Module], frame_report: dict
 ) -> None:
+    """The rerun shares the first run's cache (the frozen model's per-crop outputs are read back, not
+    recomputed, which keeps this test short): the same splits, heads and numbers, row for row."""
     from deepfake_detect.experiment.report import build_report
     from deepfake_detect.experiment.runner import run_experiment
 
     root, _ = frame_setup
+    cache = root / "report" / "cache"
+    before = {p: p.stat().st_mtime_ns for p in cache.rglob("*.npy")}
+    assert any("frame_probabilities" in p.parts for p in before)
+    (root / "again").mkdir()
+    (root / "again" / "cache").symlink_to(cache, target_is_directory=True)
     again = run_experiment(
         config_from_dict(config(root / "model")), ClipStore(root / "clips"), root / "again"
     )
+    assert {p: p.stat().st_mtime_ns for p in cache.rglob("*.npy")} == before  # read, none rewritten
     second = json.loads(json.dumps(build_report(again), allow_nan=True))
     assert second["frame_model"] == frame_report["frame_model"]
+    assert second["table1"] == frame_report["table1"]
+
+
+def test_the_cli_headline_lists_the_frame_model_rows(frame_report: dict) -> None:
+    from rich.console import Console
+
+    from deepfake_detect.cli.experiment import _headline
+
+    console = Console(width=300, record=True)
+    console.print(_headline(frame_report))
+    text = console.export_text()
+    alone = frame_report["frame_model"]["rows"][0]["clip"]["roc_auc"]
+    assert "frame model: resnet10t alone (clips)" in text and "frame model: resnet10t + lstm (clips)" in text
+    assert f"{alone['mean']:.3f} ± {alone['std']:.3f}" in text
+
+
+def test_frame_model_path_is_relative_to_the_config_file_and_checked(
+    frame_setup: tuple[Path, nn.Module], tmp_path: Path
+) -> None:
+    from deepfake_detect.config import load_config
+    from deepfake_detect.experiment.frame_model import load_frame_model_rows
+    from deepfake_detect.models.io import ModelDirError
+    from deepfake_detect.registry import UnknownNameError
+
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "exp.yaml").write_text("experiment: {frame_model: ../models/b7}\n")
+    loaded = load_config(tmp_path / "sub" / "exp.yaml")
+    assert loaded.experiment.frame_model == (tmp_path / "models" / "b7").resolve()
+    assert load_config().experiment.frame_model is None
+
+    def run(kind: str, label: str, fn: Callable[[], object]) -> object:  # the clock without timing
+        return fn()
+
+    assert load_frame_model_rows(load_config(), tmp_path, run) is None
+    (tmp_path / "trained").mkdir()
+    not_frame = config_from_dict(config(tmp_path / "trained"))
+    with pytest.raises(ModelDirError, match="not an imported frame model"):
+        load_frame_model_rows(not_frame, tmp_path, run)
+    root, _ = frame_setup
+    typo = config_from_dict(config(root / "model", frame_model_heads=["lstm", "lsmt"]))
+    with pytest.raises(UnknownNameError, match="lsmt"):
+        load_frame_model_rows(typo, tmp_path, run)

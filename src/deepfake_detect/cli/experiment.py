@@ -165,6 +165,8 @@ def _headline(report: dict[str, Any]) -> Table:
     for row in report["table2"]["rows"]:
         if not row["main"]:
             table.add_row(f"Table 2: {row['backbone']} (clips)", *[pm(row["clip"][k]) for k, _ in _METRICS])
+    for row in (report.get("frame_model") or {}).get("rows", []):
+        table.add_row(f"frame model: {row['label']} (clips)", *[pm(row["clip"][k]) for k, _ in _METRICS])
     return table
 
 
