@@ -42,7 +42,7 @@ def config(frame_dir: Path, **experiment: object) -> dict:
         "head": {"hidden": 16, "layers": 1, "epochs": 2, "batch_size": 8},
         "experiment": {
             "repeats": 2,
-            "test_clips": 6,
+            "test_clips": 8,
             "val_clips": 4,
             "table2_backbones": [],
             "table3_heads": ["lstm"],
@@ -65,7 +65,7 @@ def frame_setup(
     sample = prepare_by_hand(
         np.concatenate([store.read_clip(r) for _, r in store.clips().head(8).iterrows()])
     )
-    torch.manual_seed(5)
+    torch.manual_seed(0)  # alone AUCs 0.5 and 0.625 on the two test sets: neither 0 nor 1
     original = _spread(timm.create_model("resnet10t", pretrained=False, num_classes=1), sample)
     torch.save({"state_dict": original.state_dict()}, root / "r10t.pth")
     (root / "recipe.yaml").write_text(

@@ -80,8 +80,8 @@ def frame_model_markdown(payload: dict[str, Any]) -> list[str]:
         "",
         f"- Alone: {section['alone_rule']}.",
         f"- + head: {section['head_rule']}.",
-        f"- Crops: {section['crops']} ({section['input']}). This is not the frame model's own face recipe, "
-        "so its published numbers are not expected here.",
+        f"- What the frame model sees: {section['crops']} ({section['input']}). This is not the frame "
+        "model's own face recipe, so its published numbers are not expected here.",
         "",
         *_rows_table(section),
         "",
