@@ -24,7 +24,7 @@ Per-crop probabilities are float32, cached per (weights + recipe digest, clip) u
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -154,9 +154,8 @@ class FrameModelRows:
             f"{tag}: score the test clips with {self.label(ALONE)}",
             lambda: self.clip_probabilities(store, split.test),
         )
-        rows = [
-            _evaluate(config, ALONE, clip_predictions(split.test, probabilities), out_dir, self.label(ALONE))
-        ]
+        table = clip_predictions(split.test, probabilities)
+        rows = [_evaluate(config, ALONE, table, out_dir, self.label(ALONE))]
         embeddings = run(
             "frame_model:embed",
             f"{tag}: embed the split's clips with {self.arch} (member {self.member})",
@@ -169,9 +168,23 @@ class FrameModelRows:
                 progress=False,
             ),
         )
+        rows += self._head_rows(config, embeddings, split, out_dir, run, tag)
+        self.results[split.repeat] = rows
+
+    def _head_rows(
+        self,
+        config: Config,
+        embeddings: Mapping[str, np.ndarray],
+        split: Split,
+        out_dir: Path,
+        run: Runner[Any],
+        tag: str,
+    ) -> list[FrameRowResult]:
+        """Each head trained on the training clips' features (validation clips for head.keep), tested."""
         cfg = config.model_copy(deep=True)
-        cfg.seed = config.seed + split.repeat  # the main heads' seed stream
+        cfg.seed = config.seed + split.repeat  # a seed per repetition, as for a trained extractor's heads
         val = split.val if len(split.val) else None
+        rows = []
         for head in self.heads:
             head_run = run(
                 f"frame_model:head:{head}",
@@ -190,7 +203,7 @@ class FrameModelRows:
             )
             table = clip_predictions(split.test, predict_clips(head_run.head, embeddings, split.test))
             rows.append(_evaluate(config, head, table, out_dir, self.label(head), head_run.history))
-        self.results[split.repeat] = rows
+        return rows
 
     def values(self, name: str, level: str, metric: str) -> np.ndarray:
         """One metric of one row over the repetitions (in repetition order)."""
