@@ -85,6 +85,7 @@ def _table(main: tuple[float, float, float], other: tuple[float, float, float]) 
         ((0.55, 0.45, 0.65), "not distinguishable from chance"),
         ((0.5, 0.5, 0.5), "not distinguishable from chance"),  # an interval touching 0.5 does not exclude it
         ((float("nan"), float("nan"), float("nan")), "not defined"),
+        ((0.75, float("nan"), float("nan")), "no interval"),
     ],
 )
 def test_chance_verdict_follows_the_interval(cell: tuple[float, float, float], verdict: str) -> None:

@@ -369,8 +369,11 @@ def _auc_cell(cell: dict[str, Any]) -> str:
 def chance_verdict(cell: dict[str, Any]) -> str:
     """Where an AUC's 95% interval lies relative to 0.5: above chance, below chance, or includes it."""
     low, high = cell.get("ci95") or (math.nan, math.nan)
-    if low is None or high is None or math.isnan(low) or math.isnan(cell.get("roc_auc", math.nan)):
-        return "not defined"
+    auc = cell.get("roc_auc")
+    if auc is None or math.isnan(auc):
+        return "not defined (the test clips hold one class)"
+    if low is None or high is None or math.isnan(low):
+        return "no interval (fewer than two source scenes), so not decided"
     if low > 0.5:
         return "above chance (the interval excludes 0.5)"
     if high < 0.5:
@@ -400,7 +403,8 @@ def cross_track_sentences(table: dict[str, Any] | None) -> list[str]:
         )
         out.append(
             f"Trained on the {row['train_track']} track and tested on the {row['test_track']} one "
-            f"({row['clips']} clips of {row['sources']} source scenes), `{main}` scores clip ROC AUC "
+            f"({row['clips']} clips of {row['sources']} source scene{'' if row['sources'] == 1 else 's'}), "
+            f"`{main}` scores clip ROC AUC "
             f"{_auc_cell(row['heads'][main])}: {chance_verdict(row['heads'][main])}."
             + (f" Other heads: {cells}." if cells else "")
             + own_text
@@ -420,7 +424,8 @@ def _cross_track(table: dict[str, Any]) -> list[str]:
             if table["reverse"]
             else "."
         )
-        + " Cells: clip ROC AUC [95% bootstrap interval over source scenes].",
+        + " Cells: clip ROC AUC [95% bootstrap interval over source scenes]"
+        + (f"; {table['seconds']:.0f} s in all." if "seconds" in table else "."),
         "",
         "| train -> test | test set | clips (videos) | " + " | ".join(f"`{h}`" for h in heads) + " |",
         "|---|---|---|" + "---|" * len(heads),
