@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +15,19 @@ from deepfake_detect.training import train_head
 from deepfake_detect.training.trainer import quiet_lightning
 
 RANK_ZERO = "lightning.pytorch.utilities.rank_zero"
+
+
+@pytest.fixture(autouse=True)
+def lightning_at_info() -> Iterator[None]:
+    """Lightning's loggers as its import leaves them (INFO), whatever earlier tests set (the CLI's logging
+    set-up lowers them to WARNING before Lightning is imported, and Lightning's import raises them again)."""
+    loggers = [logging.getLogger(n) for n in ("lightning.pytorch", "lightning.fabric", RANK_ZERO)]
+    saved = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.INFO)
+    yield
+    for lg, level in zip(loggers, saved, strict=True):
+        lg.setLevel(level)
 
 
 def _fit(tmp_path: Path) -> None:
@@ -40,9 +54,10 @@ def test_fit_logs_no_litlogger_tip_nor_device_lines(
 
 def test_quiet_lightning_keeps_warnings(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO)
+    logging.getLogger(RANK_ZERO).info("before")
     with quiet_lightning():
         logging.getLogger(RANK_ZERO).info("chatter")
         logging.getLogger(RANK_ZERO).warning("a real warning")
-    assert "a real warning" in caplog.text and "chatter" not in caplog.text
     logging.getLogger(RANK_ZERO).info("after")
-    assert "after" in caplog.text
+    assert "a real warning" in caplog.text and "chatter" not in caplog.text
+    assert "before" in caplog.text and "after" in caplog.text  # only inside the block
