@@ -49,3 +49,12 @@ def test_final_model_card_flags_a_capped_temperature() -> None:
     assert "at the bound of the fit (e^7)" in capped and "pushed to about 0.5" in capped
     plain = render_markdown({**payload, "model": {**model, "temperature": 1.3, "temperature_capped": False}})
     assert "Temperature 1.300." in plain and "bound of the fit" not in plain
+
+
+def test_final_model_card_warns_when_its_temperature_is_at_the_bound() -> None:
+    from deepfake_detect.experiment.final import temperature_warning
+
+    assert temperature_warning(1.7) is None
+    high, low = temperature_warning(math.exp(7)), temperature_warning(math.exp(-7))
+    assert high is not None and "near 0.5" in high and "1097" in high
+    assert low is not None and "0 or 1" in low
