@@ -220,6 +220,16 @@ class ExperimentConfig(_Section):
         description="re-encode repetition 0's test videos (H.264 CRF 23/32/40, half resolution) and score "
         "them again with that repetition's model (needs videos: data.synth or data.root)",
     )
+    cross_track: bool = Field(
+        False,
+        description="score repetition 0's model on a fresh synthetic set of the other track (temporal <-> "
+        "spatial; needs data.synth with track temporal or spatial)",
+    )
+    cross_track_reverse: bool = Field(
+        True,
+        description="with cross_track: also train repetition 0's recipe once on the other track and score it "
+        "on this track's test clips (one extra small training)",
+    )
     final_model: Literal["all", "rep0"] = Field(
         "all",
         description="the model written to OUT/model: trained on all labelled clips after the repetitions "

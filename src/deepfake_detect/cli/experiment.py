@@ -195,6 +195,7 @@ def experiment_command(
     setup_logging(verbose, quiet)
     cfg = load_cli_config(config_path, overrides)
     pin_cpu_kernels(cfg.experiment.cpu_kernels)  # before torch is imported
+    from deepfake_detect.experiment.cross_track import cross_track_rows
     from deepfake_detect.experiment.prepare import prepare_clips, robustness_rows
     from deepfake_detect.experiment.report import write_report
     from deepfake_detect.experiment.runner import run_experiment
@@ -212,6 +213,8 @@ def experiment_command(
         )
         extra: dict[str, Any] = {"data_timings_s": prepared.timings, "data_cpu_s": prepared.cpu_timings}
         extra["robustness"] = robustness_rows(cfg, prepared, result, out)
+        if cross := cross_track_rows(cfg, prepared.store, result, out):
+            extra["cross_track"] = cross
         report = write_report(result, out / "report", extra=extra)
     _print_report(report, out / "report", out / "model")
     console.print(f"total time: {format_seconds(time.perf_counter() - start)}", highlight=False)

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from deepfake_detect.config import Config, ConfigError, load_config
+from deepfake_detect.experiment.cross_track import cross_track_rows
 from deepfake_detect.experiment.prepare import StageCallback, prepare_clips, robustness_rows
 from deepfake_detect.experiment.report import write_report
 from deepfake_detect.experiment.runner import run_experiment
@@ -125,6 +126,8 @@ def run_demo(
     robustness = robustness_rows(config, prepared, result, out)
     if robustness:
         extra["robustness"] = robustness
+    if cross := cross_track_rows(config, prepared.store, result, out):
+        extra["cross_track"] = cross
     payload = write_report(result, report_dir, extra=extra)
     timings["report"] = time.perf_counter() - start
     pointer = record_last_model(model_dir)

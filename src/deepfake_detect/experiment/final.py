@@ -23,7 +23,7 @@ from deepfake_detect.data.store import ClipStore
 from deepfake_detect.experiment.splits import Split, split_once
 from deepfake_detect.experiment.summary import stats
 from deepfake_detect.models import FeatureExtractor
-from deepfake_detect.models.calibration import fit_temperature
+from deepfake_detect.models.calibration import at_bound, fit_temperature
 from deepfake_detect.models.cards import synthetic_card
 from deepfake_detect.models.io import save_model_dir
 from deepfake_detect.training import HeadRun, embed_clips, predict_clips, train_extractor, train_head
@@ -157,6 +157,21 @@ def save_final_model(
 Rep0 = tuple[FeatureExtractor, HeadRun, float, Split]  # repetition 0's main extractor, head, T, split
 
 
+def temperature_warning(temperature: float) -> str | None:
+    """The card's warning when the final model's temperature is at the bound of its fit (else None)."""
+    if not at_bound(temperature):
+        return None
+    effect = (
+        "every calibrated probability is near 0.5"
+        if temperature > 1
+        else "calibrated probabilities are 0 or 1"
+    )
+    return (
+        f"the temperature fit hit its bound (T = {temperature:.4g}): {effect}; the held-out clips' scores "
+        "gave no usable calibration"
+    )
+
+
 def write_final_model(
     config: Config,
     store: ClipStore,
@@ -192,6 +207,9 @@ def write_final_model(
     )
     if config.data.synth is not None:  # every output that uses this model must say so (SPEC §9)
         card = {**synthetic_card("the built-in benchmark (SPEC 6)"), **card}
+    if warning := temperature_warning(temperature):
+        logger.warning("final model: %s", warning)
+        card = {**card, "warnings": [*card.get("warnings", []), warning]}
     extra = {"trained_on": trained_on, "split_by": config.experiment.split_by, "experiment_dir": out_dir.name}
     save_final_model(model_dir, config, extractor, head_run, temperature, card, extra)
     logger.info("final model written to %s", model_dir)

@@ -23,6 +23,7 @@ from deepfake_detect.experiment.report_text import conclusions, render_markdown
 from deepfake_detect.experiment.runner import ExperimentResult, Variant, metric_values
 from deepfake_detect.experiment.summary import stats
 from deepfake_detect.infra.files import write_json
+from deepfake_detect.models.calibration import at_bound
 from deepfake_detect.models.heads import temporal_evidence
 
 logger = logging.getLogger(__name__)
@@ -39,10 +40,30 @@ METRICS: list[tuple[str, str]] = [
 SINGLE_FRAME_KEYS = ("frame_auc", "spread_real", "spread_fake")
 
 
+def temperature_stats(values: np.ndarray) -> dict[str, Any]:
+    """stats() plus the median and how many fits hit the bound (the mean of T is dominated by a capped
+    fit, e^7 ~ 1097, so the tables show the median)."""
+    finite = values[np.isfinite(values)]
+    return {
+        **stats(values),
+        "median": float(np.median(finite)) if finite.size else math.nan,
+        "capped": sum(at_bound(float(v)) for v in finite),
+    }
+
+
 def _block(
     result: ExperimentResult, variant: str, head: str, level: str, repeats: int | None = None
 ) -> dict[str, Any]:
-    return {m: stats(metric_values(result, variant, head, level, m, repeats)) for m, _ in METRICS}
+    return {
+        m: (temperature_stats if m == "temperature" else stats)(
+            metric_values(result, variant, head, level, m, repeats)
+        )
+        for m, _ in METRICS
+    }
+
+
+def _capped(temperature: float | None) -> bool | None:
+    return None if temperature is None else at_bound(float(temperature))
 
 
 def initialisation(variant: Variant) -> str:
@@ -204,6 +225,7 @@ def build_report(result: ExperimentResult, extra: dict[str, Any] | None = None) 
             "dir": str(result.model_dir) if result.model_dir else None,
             "trained_on": result.final_model.get("trained_on"),
             "temperature": result.final_model.get("temperature"),
+            "temperature_capped": _capped(result.final_model.get("temperature")),
             "card": result.final_model.get("card"),
         },
         "timings_s": {k: round(v, 2) for k, v in result.timings.items()},

@@ -15,7 +15,7 @@ _METRICS = [
     ("accuracy", "Accuracy"),
     ("log_loss", "Log loss"),
     ("log_loss_calibrated", "Log loss, calibrated"),
-    ("temperature", "Temperature"),
+    ("temperature", "Temperature (median)"),
     ("roc_auc", "ROC AUC"),
     ("average_precision", "AP"),
     ("eer", "EER"),
@@ -46,7 +46,10 @@ def _table1(t1: dict[str, Any]) -> list[str]:
         for key, name in _METRICS:
             s = t1[level][key]
             values = " | ".join(fmt(v) for v in s["values"])
-            lines.append(f"| {name} | {fmt(s['mean'])} | {fmt(s['std'])} | {values} |")
+            mean = fmt(s["mean"])
+            if key == "temperature":  # the mean of T is dominated by a fit at the cap: the median instead
+                name, mean = _temperature_name(s), fmt(s.get("median", s["mean"]))
+            lines.append(f"| {name} | {mean} | {fmt(s['std'])} | {values} |")
         lines.append("")
     return [*lines, _CALIBRATION_NOTE, ""]
 
@@ -54,8 +57,25 @@ def _table1(t1: dict[str, Any]) -> list[str]:
 _CALIBRATION_NOTE = (
     "Log loss, calibrated: the same test clips after temperature scaling, p = sigmoid(logit / T), with T "
     "fitted on each repetition's validation clips (never on test clips). Scaling keeps the ranking, so ROC "
-    "AUC, AP and EER do not change, and keeps 0.5 where it was, so accuracy at 0.5 does not change either."
+    "AUC, AP and EER do not change, and keeps 0.5 where it was, so accuracy at 0.5 does not change either. "
+    "Temperature: the median over repetitions (a fit that hits its bound, e^7 ~ 1097 when the validation "
+    "scores rank backwards or carry no signal, would dominate the mean); fits at the bound are counted."
 )
+
+
+def _temperature_name(stat: dict[str, Any]) -> str:
+    """Table 1's temperature row name: the Mean column holds the median; capped fits are counted."""
+    capped = stat.get("capped", 0)
+    name = "Temperature (Mean column: median)"
+    return f"{name}; {capped} of {stat.get('n', 0)} fits at the bound e^±7" if capped else name
+
+
+def _cell(stat: dict[str, Any], key: str) -> str:
+    """A Table 2/3 cell: mean ± std, but the median (and the capped fits) for the temperature."""
+    if key != "temperature":
+        return pm(stat)
+    capped = stat.get("capped", 0)
+    return fmt(stat.get("median", stat.get("mean"))) + (f" ({capped} at the bound)" if capped else "")
 
 
 def _metric_header(first: list[str], last: list[str] | None = None) -> list[str]:
@@ -70,7 +90,7 @@ def _table2(t2: dict[str, Any]) -> list[str]:
     ]
     lines += _metric_header(["Extractor", "Trained with hinge loss", "Initialisation"], ["Dispersion AUC"])
     for row in t2["rows"]:
-        cells = [pm(row["clip"][key]) for key, _ in _METRICS] + [pm(row["dispersion_auc"])]
+        cells = [_cell(row["clip"][key], key) for key, _ in _METRICS] + [pm(row["dispersion_auc"])]
         hinge = "yes" if row["hinge"] else "no"
         lines.append(f"| {row['backbone']} | {hinge} | {row['initialisation']} | " + " | ".join(cells) + " |")
     return [*lines, "", _DISPERSION_NOTE, ""]
@@ -93,7 +113,7 @@ def _table3(t3: dict[str, Any], dispersion: dict[str, Any]) -> list[str]:
     lines += _metric_header(["Head", "level"], ["Single-frame AUC"])
     for row in t3["rows"]:
         for level in ("clip", "video"):
-            cells = [pm(row[level][key]) for key, _ in _METRICS]
+            cells = [_cell(row[level][key], key) for key, _ in _METRICS]
             frame = pm(row["single_frame"]["frame_auc"]) if level == "clip" else ""
             lines.append(f"| {row['head']} | {level} | " + " | ".join(cells) + f" | {frame} |")
     cells = [pm(dispersion) if key == "roc_auc" else "n/a" for key, _ in _METRICS]
@@ -187,7 +207,7 @@ def conclusions(payload: dict[str, Any]) -> list[str]:
         out.append(_comparison_sentence(head, other, c, numbers, payload))
     for frame_row in _rows_by(payload, "none"):
         out += _frame_only_sentences(frame_row, payload.get("splits", []))
-    return out + _dispersion_sentences(payload, rows)
+    return out + _dispersion_sentences(payload, rows) + cross_track_sentences(payload.get("cross_track"))
 
 
 def near_chance(stat: dict[str, Any]) -> bool:
@@ -340,6 +360,93 @@ def _robustness(rows: list[dict[str, Any]]) -> list[str]:
     ]
 
 
+def _auc_cell(cell: dict[str, Any]) -> str:
+    low, high = cell.get("ci95") or (math.nan, math.nan)
+    ci = "" if low is None or math.isnan(low) else f" [{fmt(low)}, {fmt(high)}]"
+    return fmt(cell.get("roc_auc")) + ci
+
+
+def chance_verdict(cell: dict[str, Any]) -> str:
+    """Where an AUC's 95% interval lies relative to 0.5: above chance, below chance, or includes it."""
+    low, high = cell.get("ci95") or (math.nan, math.nan)
+    auc = cell.get("roc_auc")
+    if auc is None or math.isnan(auc):
+        return "not defined (the test clips hold one class)"
+    if low is None or high is None or math.isnan(low):
+        return "no interval (fewer than two source scenes), so not decided"
+    if low > 0.5:
+        return "above chance (the interval excludes 0.5)"
+    if high < 0.5:
+        return "below chance (the interval excludes 0.5; it ranks these fakes as real)"
+    return "not distinguishable from chance (the interval includes 0.5)"
+
+
+def cross_track_sentences(table: dict[str, Any] | None) -> list[str]:
+    """One sentence per cross-track row (train track != test track), decided by each AUC's interval."""
+    if not table:
+        return []
+    rows = table["rows"]
+    out = []
+    for row in rows:
+        if row["train_track"] == row["test_track"]:
+            continue
+        track = row["train_track"]
+        own = next((r for r in rows if r["train_track"] == track == r["test_track"]), None)
+        main = table["main_head"]
+        cells = "; ".join(
+            f"`{h}` {_auc_cell(row['heads'][h])}: {chance_verdict(row['heads'][h])}"
+            for h in table["heads"]
+            if h != main
+        )
+        own_text = (
+            f" On its own track the same `{main}` scored {_auc_cell(own['heads'][main])}." if own else ""
+        )
+        out.append(
+            f"Trained on the {row['train_track']} track and tested on the {row['test_track']} one "
+            f"({row['clips']} clips of {row['sources']} source scene{'' if row['sources'] == 1 else 's'}), "
+            f"`{main}` scores clip ROC AUC "
+            f"{_auc_cell(row['heads'][main])}: {chance_verdict(row['heads'][main])}."
+            + (f" Other heads: {cells}." if cells else "")
+            + own_text
+        )
+    return out
+
+
+def _cross_track(table: dict[str, Any]) -> list[str]:
+    heads = table["heads"]
+    lines = [
+        f"Repetition 0's model, trained on the {table['track']} track, scores all labelled clips of a fresh "
+        f"{table['other_track']} set ({table['videos']} videos, generator seed {table['seed']}, otherwise "
+        "the same settings)"
+        + (
+            f"; the reverse model is repetition 0's recipe trained once on that {table['other_track']} set "
+            "(split like a repetition)."
+            if table["reverse"]
+            else "."
+        )
+        + " Cells: clip ROC AUC [95% bootstrap interval over source scenes]"
+        + (f"; {table['seconds']:.0f} s in all." if "seconds" in table else "."),
+        "",
+        "| train -> test | test set | clips (videos) | " + " | ".join(f"`{h}`" for h in heads) + " |",
+        "|---|---|---|" + "---|" * len(heads),
+    ]
+    for r in table["rows"]:
+        cells = " | ".join(_auc_cell(r["heads"][h]) for h in heads)
+        lines.append(
+            f"| {r['train_track']} -> {r['test_track']} | {r['test_set']} | {r['clips']} ({r['videos']}) | "
+            f"{cells} |"
+        )
+    return [*lines, "", *(f"- {s}" for s in cross_track_sentences(table))]
+
+
+def _capped_card_text(temperature: float) -> str:
+    where, bound = ("about 0.5", "e^7") if temperature > 1 else ("0 or 1", "e^-7")
+    return (
+        f", at the bound of the fit ({bound}): the held-out clips gave no usable scale, and the calibrated "
+        f"probabilities are pushed to {where}."
+    )
+
+
 def _card(model: dict[str, Any]) -> list[str]:
     expected = (model.get("card") or {}).get("expected_auc")
     if not expected:
@@ -348,7 +455,8 @@ def _card(model: dict[str, Any]) -> list[str]:
         "",
         f"Expected clip ROC AUC: {fmt(expected['clip_roc_auc'])}{_interval_text(expected)} (over "
         f"{expected['repetitions']} repetitions' test clips; the final model has no test set of its own). "
-        f"Temperature {fmt(model.get('temperature'))}.",
+        f"Temperature {fmt(model.get('temperature'))}"
+        + (_capped_card_text(float(model["temperature"])) if model.get("temperature_capped") else "."),
     ]
 
 
@@ -373,6 +481,8 @@ def render_markdown(payload: dict[str, Any], before_conclusions: list[str] | Non
         lines += ["## Final model", "", f"`{model['dir']}`: {model['trained_on']}.", *_card(model), ""]
     if payload.get("robustness"):
         lines += ["## Robustness: re-encoded test videos", "", *_robustness(payload["robustness"]), ""]
+    if payload.get("cross_track"):
+        lines += ["## Robustness: across tracks", "", *_cross_track(payload["cross_track"]), ""]
     if payload.get("environment"):
         lines += ["## Environment", "", *_environment(payload["environment"]), ""]
     lines += ["## Wall time (s)", "", "| stage | seconds |", "|---|---|"]

@@ -128,6 +128,7 @@ class ExperimentResult:
     cpu_timings: dict[str, float] = field(default_factory=dict)  # stage kind -> CPU seconds
     rep0_model: tuple[FeatureExtractor, HeadRun, float, Split] | None = None  # for robustness tables
     frame_model: FrameModelRows | None = None  # experiment.frame_model's rows (.frame_model)
+    rep0_heads: dict[str, HeadRun] = field(default_factory=dict)  # main variant's heads (cross-track table)
 
 
 def write_split(split: Split, path: Path) -> Path:
@@ -275,6 +276,8 @@ def _run_variant(ctx: _Context, variant: Variant, split: Split, rep: RepetitionR
             ),
         )
         is_main = variant.main and head == ctx.config.head.name
+        if variant.main and split.repeat == 0:
+            ctx.rep0_heads[head] = head_run
         rep.results.append(_evaluate_head(ctx, variant, head_run, embeddings, split, vdir / head, is_main))
         if is_main and split.repeat == 0:
             ctx.rep0 = (run.extractor, head_run, rep.results[-1].temperature, split)
@@ -344,6 +347,7 @@ class _Context:
     clock: _Clock
     main: str = ""
     rep0: tuple[FeatureExtractor, HeadRun, float, Split] | None = None
+    rep0_heads: dict[str, HeadRun] = field(default_factory=dict)
 
 
 def run_experiment(
@@ -403,6 +407,7 @@ def run_experiment(
         cpu_timings=dict(clock.cpu),
         rep0_model=ctx.rep0,
         frame_model=frame,
+        rep0_heads=ctx.rep0_heads,
     )
 
 

@@ -23,6 +23,13 @@ LOGIT_EPS = 1e-7  # probabilities are clipped to [eps, 1 - eps] before taking th
 _LOG_B_RANGE = (-7.0, 7.0)  # T between e^-7 and e^7
 
 
+def at_bound(temperature: float) -> bool:
+    """True when a fitted T is one of fit_temperature's bounds (e^-7 or e^7): the fit hit its cap (e.g.
+    validation scores that rank the clips backwards), so T says little beyond "flatten" or "sharpen"."""
+    log_t = math.log(temperature) if temperature > 0 else math.nan
+    return any(math.isclose(log_t, -b, abs_tol=1e-9) for b in _LOG_B_RANGE)
+
+
 def logit(p: ArrayLike, eps: float = LOGIT_EPS) -> np.ndarray:
     q = np.clip(np.asarray(p, dtype=np.float64), eps, 1.0 - eps)
     return np.log(q) - np.log1p(-q)

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import logging
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +36,33 @@ _QUIET_WARNINGS = (
     r".*isinstance\(treespec, LeafSpec\)` is deprecated.*",
     r".*You defined a `validation_step` but have no `val_dataloader`.*",  # no validation rows given
 )
+
+
+# Loggers through which Lightning announces, at INFO on every fit, the GPU/TPU it did (not) find, an
+# advertisement for its cloud logger ("litlogger") and that max_epochs was reached. Lightning prints them
+# with its own handler and they propagate to ours, so each came out twice. Their warnings still pass.
+_CHATTY_LOGGERS = (
+    "lightning.pytorch.utilities.rank_zero",
+    "lightning.fabric.utilities.rank_zero",
+    "lightning.pytorch.accelerators.cuda",
+)
+
+
+@contextmanager
+def quiet_lightning() -> Iterator[None]:
+    """Lightning's INFO chatter off (WARNING and above kept) for the block; untouched when the root logger
+    is at DEBUG (``-vv``), where a user asked for everything."""
+    if logging.getLogger().getEffectiveLevel() <= logging.DEBUG:
+        yield
+        return
+    saved = [(lg, lg.level) for lg in map(logging.getLogger, _CHATTY_LOGGERS)]
+    for lg, _ in saved:
+        lg.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        for lg, level in saved:
+            lg.setLevel(level)
 
 
 def uses_cpu(accelerator: str) -> bool:
@@ -105,24 +134,25 @@ def build_trainer(
         from lightning.pytorch.callbacks import RichProgressBar
 
         callbacks.append(RichProgressBar(leave=True))
-    trainer = L.Trainer(
-        default_root_dir=out_dir,
-        max_epochs=max_epochs,
-        devices=devices,
-        num_nodes=num_nodes,
-        accelerator=accelerator,
-        strategy=_strategy(devices, num_nodes, accelerator),
-        precision=resolve_precision(precision, accelerator),  # type: ignore[arg-type]
-        logger=[
-            CSVLogger(save_dir=out_dir, name="logs"),
-            TensorBoardLogger(save_dir=out_dir, name="tensorboard", default_hp_metric=False),
-        ],
-        callbacks=callbacks,
-        enable_progress_bar=progress,
-        enable_model_summary=False,
-        num_sanity_val_steps=0,
-        log_every_n_steps=1,
-    )
+    with quiet_lightning():  # the GPU/TPU lines come from the constructor
+        trainer = L.Trainer(
+            default_root_dir=out_dir,
+            max_epochs=max_epochs,
+            devices=devices,
+            num_nodes=num_nodes,
+            accelerator=accelerator,
+            strategy=_strategy(devices, num_nodes, accelerator),
+            precision=resolve_precision(precision, accelerator),  # type: ignore[arg-type]
+            logger=[
+                CSVLogger(save_dir=out_dir, name="logs"),
+                TensorBoardLogger(save_dir=out_dir, name="tensorboard", default_hp_metric=False),
+            ],
+            callbacks=callbacks,
+            enable_progress_bar=progress,
+            enable_model_summary=False,
+            num_sanity_val_steps=0,
+            log_every_n_steps=1,
+        )
     return trainer, checkpoint, history
 
 
@@ -157,7 +187,7 @@ def fit(
     Lightning checkpoints (tensors, numbers, strings, plain lists and dicts) loads without unpickling
     arbitrary objects. Only checkpoints that this program wrote into ``out_dir`` are ever resumed from.
     """
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), quiet_lightning():
         for pattern in _QUIET_WARNINGS:
             warnings.filterwarnings("ignore", message=pattern)
         try:
