@@ -787,3 +787,18 @@ def test_a_new_head_with_its_own_hyperparameters_runs_end_to_end(
     head.temperature = 1.0  # type: ignore[assignment]
     sharper = predict_clips(head, embeddings, rows)
     assert np.all(np.abs(sharper - 0.5) > np.abs(probs - 0.5))
+
+
+def test_train_head_help_lists_the_registered_heads(tempered_head: str) -> None:
+    """The help text reads the registry when it is shown (no hard-coded list): a new head is listed."""
+    from typer.testing import CliRunner
+
+    import deepfake_detect.cli.train  # noqa: F401  (registers the commands)
+    from deepfake_detect.cli.app import app
+
+    for _ in range(2):  # and again after the first page was shown
+        result = CliRunner().invoke(app, ["train-head", "--help"], env={"COLUMNS": "200"})
+        assert result.exit_code == 0, result.output
+        assert f"A sequence head: frame-mlp, lstm, mlp, {tempered_head}" in result.output
+    helptext = CliRunner().invoke(app, ["train-head", "--help"], env={"COLUMNS": "200"}).output
+    assert "{heads}" not in helptext

@@ -138,10 +138,10 @@ class RegistryHelpCommand(TyperCommand):
     the help page is shown (``@app.command(..., cls=RegistryHelpCommand)``)."""
 
     def format_help(self, ctx: Any, formatter: Any) -> None:  # typer's own (vendored) click types
-        if self.help:
-            self.help = fill_registry_names(self.help)
-        for param in self.params:
-            text = getattr(param, "help", None)
+        targets: list[Any] = [self, *self.params]
+        templates = self.__dict__.setdefault("_help_templates", {})  # the texts with their placeholders
+        for target in targets:
+            text = templates.setdefault(id(target), getattr(target, "help", None))
             if isinstance(text, str):
-                param.help = fill_registry_names(text)  # type: ignore[attr-defined]
+                target.help = fill_registry_names(text)
         super().format_help(ctx, formatter)
