@@ -100,6 +100,8 @@ def head_kwargs_from(config: Config, input_dim: int, head: str | None = None) ->
     options = config.head.options
     if name != config.head.name:
         accepted = SEQUENCE_HEADS.options(name)
+        if dropped := sorted(set(options) - set(accepted)):
+            logger.info("head %s takes no option %s of head.options; left out", name, ", ".join(dropped))
         options = {k: v for k, v in options.items() if k in accepted}
     return resolve_head_kwargs(name, input_dim, options)
 
