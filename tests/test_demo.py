@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 from deepfake_detect.config import load_config
 from deepfake_detect.demo import DEMO_CONFIG, PAPER_CONFIG, packaged_config
 from deepfake_detect.inference.last_model import last_model_path, last_model_pointer, record_last_model
+from deepfake_detect.training.head import head_kwargs_from
 
 REPO_CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
@@ -39,8 +40,9 @@ def test_paper_config_holds_the_papers_settings() -> None:
     cfg = load_config(REPO_CONFIGS / PAPER_CONFIG)
     assert cfg.clips.clip_len == 100 and cfg.faces.crop_size == 256 and cfg.faces.detector == "mtcnn"
     assert (cfg.extractor.backbone, cfg.extractor.epochs, cfg.extractor.lr) == ("resnet50", 100, 1e-3)
-    assert (cfg.head.name, cfg.head.layers, cfg.head.hidden) == ("lstm", 4, 512)
-    assert (cfg.head.dropout, cfg.head.epochs, cfg.head.lr) == (0.3, 20, 1e-3)
+    kwargs = head_kwargs_from(cfg, 512)
+    assert (cfg.head.name, kwargs["layers"], kwargs["hidden"]) == ("lstm", 4, 512)
+    assert (kwargs["dropout"], cfg.head.epochs, cfg.head.lr) == (0.3, 20, 1e-3)
     exp = cfg.experiment
     assert (exp.repeats, exp.test_clips, exp.val_clips) == (6, 100, 308)
     assert exp.table2_backbones == ["inception_resnet_v2", "cnn4", "resnet50"]

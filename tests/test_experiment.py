@@ -260,7 +260,7 @@ TINY = {
         "batch_size": 4,
         "extractor_clip_len": 4,
     },
-    "head": {"hidden": 16, "layers": 1, "epochs": 2, "batch_size": 8},
+    "head": {"options": {"hidden": 16, "layers": 1}, "epochs": 2, "batch_size": 8},
     "experiment": {
         "repeats": 2,
         "test_clips": 4,

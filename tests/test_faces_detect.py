@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from collections.abc import Iterator
 
 import cv2
 import numpy as np
 import pytest
 
-from deepfake_detect.config import FaceConfig
+from deepfake_detect.config import FaceConfig, config_from_dict
 from deepfake_detect.faces import (
     FACE_DETECTORS,
     FaceDetector,
@@ -18,8 +19,8 @@ from deepfake_detect.faces import (
     create_face_detector,
     crop_face,
 )
-from deepfake_detect.registry import UnknownNameError
-from deepfake_detect.types import BBox
+from deepfake_detect.registry import UnknownNameError, UnknownOptionError
+from deepfake_detect.types import BBox, Detection
 
 # Hand-checked on the images (eyebrows to chin, ear to ear), 512x512 pixel coordinates.
 ASTRONAUT_FACE = BBox(180, 65, 270, 175)
@@ -281,3 +282,65 @@ def test_crop_face_rejects_bad_arguments(ramp: np.ndarray) -> None:
         crop_face(ramp, BBox(0, 0, 10, 10), margin=-0.1)
     with pytest.raises(ValueError, match="image"):
         crop_face(ramp[:, :, 0], BBox(0, 0, 10, 10))
+
+
+# --- a new backend with an option of its own ------------------------------------------------------
+
+
+class GrownHaar:
+    """A throwaway backend: Haar's faces, each box grown by ``grow`` times its size (its own option)."""
+
+    name: str  # set by the registry
+
+    def __init__(self, detect_max_side: int = 640, min_face_size: int = 40, grow: float = 0.0) -> None:
+        self.haar = HaarDetector(detect_max_side=detect_max_side, min_face_size=min_face_size)
+        self.grow = grow
+
+    def detect(self, image: np.ndarray) -> list[Detection]:
+        grown = []
+        for found in self.haar.detect(image):
+            b, dx, dy = found.box, found.box.width * self.grow / 2, found.box.height * self.grow / 2
+            grown.append(Detection(BBox(b.x1 - dx, b.y1 - dy, b.x2 + dx, b.y2 + dy), found.score))
+        return grown
+
+
+@pytest.fixture
+def grown_haar() -> Iterator[str]:
+    FACE_DETECTORS.register("test-grown-haar")(GrownHaar)
+    yield "test-grown-haar"
+    FACE_DETECTORS.unregister("test-grown-haar")
+
+
+def test_a_new_backend_gets_its_own_option_from_the_config(
+    grown_haar: str, astronaut_rgb: np.ndarray
+) -> None:
+    """``faces.detector_options`` reach the backend's constructor; the shared settings still do too."""
+    config = config_from_dict({}, [f"faces.detector={grown_haar}", "faces.detector_options={grow: 1.0}"])
+    detector = create_face_detector(config.faces)
+    assert detector.name == grown_haar  # the registry named it
+    [plain] = HaarDetector().detect(astronaut_rgb)
+    [detection] = detector.detect(astronaut_rgb)
+    assert plain.box.iou(ASTRONAUT_FACE) > 0.55
+    assert detection.box.width == pytest.approx(2 * plain.box.width)
+    assert detection.box.height == pytest.approx(2 * plain.box.height)
+    huge = config.faces.model_copy(update={"min_face_size": 400})  # a shared setting
+    assert create_face_detector(huge).detect(astronaut_rgb) == []
+
+
+def test_an_unknown_detector_option_names_the_options_it_takes() -> None:
+    with pytest.raises(
+        UnknownOptionError, match=r"'haar' has no option 'grow'; its options: scale_factor, mi"
+    ):
+        create_face_detector(FaceConfig(detector="haar", detector_options={"grow": 1.0}))
+    with pytest.raises(ValueError, match=r"shared setting; set faces\.min_face_size"):
+        create_face_detector(FaceConfig(detector="haar", detector_options={"min_face_size": 10}))
+    haar = create_face_detector(FaceConfig(detector="haar", detector_options={"min_neighbors": 3}))
+    assert isinstance(haar, HaarDetector) and haar.min_neighbors == 3 and haar.min_face_size == 40
+
+
+def test_no_detector_options_leave_the_face_settings_as_they_were() -> None:
+    """Model directories and store settings hold FaceConfig dumps: without options they read the same."""
+    assert "detector_options" not in FaceConfig().model_dump(mode="json")
+    dumped = FaceConfig(detector="haar", detector_options={"min_neighbors": 3}).model_dump(mode="json")
+    assert dumped["detector_options"] == {"min_neighbors": 3}
+    assert FaceConfig.model_validate(dumped).detector_options == {"min_neighbors": 3}

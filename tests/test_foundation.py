@@ -13,6 +13,7 @@ from pydantic import ValidationError
 
 from deepfake_detect.config import Config, ConfigError, apply_overrides, dump_config, load_config
 from deepfake_detect.registry import Registry, UnknownNameError
+from deepfake_detect.training.head import head_kwargs_from
 from deepfake_detect.types import BBox, Label
 
 
@@ -60,7 +61,9 @@ def test_registry_lookup_and_close_matches() -> None:
 def test_config_defaults_follow_the_paper() -> None:
     cfg = load_config()
     assert cfg.clips.clip_len == 100
-    assert (cfg.head.layers, cfg.head.hidden, cfg.head.dropout) == (4, 512, 0.3)
+    assert cfg.head.name == "lstm" and cfg.head.options == {}  # the head's own defaults: the paper's
+    kwargs = head_kwargs_from(cfg, 512)
+    assert (kwargs["layers"], kwargs["hidden"], kwargs["dropout"]) == (4, 512, 0.3)
     assert cfg.extractor.embed_dim == 512 and cfg.extractor.lr == 1e-3 and cfg.extractor.epochs == 100
     assert cfg.faces.mse_threshold == 0.5 and cfg.faces.crop_size == 256 and cfg.faces.margin == 0.2
     assert cfg.experiment.split_by == "source" and cfg.experiment.repeats == 6
@@ -112,7 +115,8 @@ def test_old_detector_section_loads_into_head_with_a_warning(
     old.write_text("detector:\n  head: mlp\n  hidden: 16\n  keep: last\n")
     with caplog.at_level(logging.WARNING, logger="deepfake_detect.config"):
         cfg = load_config(old, ["detector.epochs=3"])
-    assert (cfg.head.name, cfg.head.hidden, cfg.head.keep, cfg.head.epochs) == ("mlp", 16, "last", 3)
+    assert (cfg.head.name, cfg.head.keep, cfg.head.epochs) == ("mlp", "last", 3)
+    assert cfg.head.options == {"hidden": 16}
     assert DEPRECATED_SECTION in caplog.text
     written = yaml.safe_load(dump_config(cfg))  # what config.yaml files hold from now on
     assert "detector" not in written and written["head"]["name"] == "mlp"
@@ -168,3 +172,78 @@ def test_import_is_lazy() -> None:
     code = "import sys, deepfake_detect; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+# --- extensions own their names and options ---------------------------------------------------------
+
+
+def test_old_head_keys_load_as_options_with_a_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    old = tmp_path / "old.yaml"
+    old.write_text("head:\n  name: mlp\n  hidden: 16\n  layers: 2\n  dropout: 0.1\n")
+    with caplog.at_level(logging.WARNING, logger="deepfake_detect.config"):
+        cfg = load_config(old, ["head.options.width=3"])
+    assert cfg.head.options == {"width": 3, "hidden": 16, "layers": 2, "dropout": 0.1}
+    for key in ("hidden", "layers", "dropout"):
+        assert f"config key head.{key} is deprecated; use head.options.{key}" in caplog.text
+    written = yaml.safe_load(dump_config(cfg))
+    assert "hidden" not in written["head"] and written["head"]["options"]["hidden"] == 16
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="deepfake_detect.config"):
+        assert load_config(None, ["head.hidden=8"]).head.options == {"hidden": 8}  # --set, old key
+    assert "head.hidden is deprecated" in caplog.text
+    with pytest.raises(ConfigError, match=r"head\.hidden and head\.options\.hidden are both given"):
+        load_config(None, ["head.hidden=8", "head.options.hidden=16"])
+
+
+def test_head_options_resolve_over_the_heads_own_defaults() -> None:
+    from deepfake_detect.models import head_options, resolve_head_kwargs
+    from deepfake_detect.registry import UnknownOptionError
+
+    assert head_options("lstm") == {"hidden": 512, "layers": 4, "dropout": 0.3}
+    cfg = load_config(None, ["head.options={hidden: 8}"])
+    assert head_kwargs_from(cfg, 16) == {"input_dim": 16, "hidden": 8, "layers": 4, "dropout": 0.3}
+    assert head_kwargs_from(cfg, 16, "frame-mlp") == resolve_head_kwargs("frame-mlp", 16, {"hidden": 8})
+    with pytest.raises(UnknownOptionError, match="'lstm' has no option 'width'; its options: hidden, layers"):
+        head_kwargs_from(load_config(None, ["head.options.width=3"]), 16)
+
+
+def test_a_registered_class_is_named_by_the_registry() -> None:
+    reg: Registry[type] = Registry("thing")
+
+    @reg.register("my-thing")
+    class Thing:
+        name: str
+
+        def __init__(self, size: int = 3, *, colour: str = "red") -> None: ...
+
+    assert Thing.name == "my-thing" and reg.options("my-thing") == {"size": 3, "colour": "red"}
+    reg.check_options("my-thing", {"colour": "blue"})
+    with pytest.raises(ValueError, match="'my-thing' has no option 'shape'; its options: size, colour"):
+        reg.check_options("my-thing", {"shape": "round"})
+    reg.unregister("my-thing")
+    assert "my-thing" not in reg
+
+
+def test_a_registry_imports_every_module_of_its_package_on_first_lookup(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A new module in an extension package registers itself: no import line anywhere else."""
+    package = tmp_path / "plugins_pkg"
+    package.mkdir()
+    (package / "__init__.py").write_text(
+        "from deepfake_detect.registry import Registry\nREG = Registry('x')\n"
+    )
+    (package / "mine.py").write_text("from plugins_pkg import REG\nREG.register('mine')(len)\n")
+    (package / "_private.py").write_text("raise RuntimeError('modules named _x are not imported')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import importlib
+
+    reg: Registry[object] = Registry("x", package="plugins_pkg")
+    importlib.import_module("plugins_pkg").REG = reg
+    try:
+        assert reg.names() == ["mine"] and reg.get("mine") is len
+    finally:
+        for name in ("plugins_pkg", "plugins_pkg.mine"):
+            sys.modules.pop(name, None)

@@ -91,7 +91,7 @@ def test_train_head_on_frame_features_writes_a_model_detect_uses(
     model_dir, originals = winner_dir
     before = sorted(p.name for p in model_dir.iterdir())
     out = tmp_path / "det"
-    tiny = ["--set", "head.hidden=8", "--set", "head.layers=2", "--set", "head.batch_size=2"]
+    tiny = ["--set", "head.options.hidden=8", "--set", "head.options.layers=2", "--set", "head.batch_size=2"]
     tiny += ["--epochs", "2", "--split", "all", "--no-progress", "-q"]
     result = CliRunner().invoke(
         app,

@@ -339,6 +339,16 @@ def test_options_resolve_against_the_model(detect_model_dir: Path) -> None:
         resolve(DetectOptions(aggregation="median"), config)
 
 
+def test_the_models_detector_options_go_with_its_detector_only(detect_model_dir: Path) -> None:
+    config = read_model_config(detect_model_dir)
+    faces = {**config.faces, "detector": "haar", "detector_options": {"min_neighbors": 3}}
+    config = config.model_copy(update={"faces": faces})
+    assert resolve(DetectOptions(), config).faces.detector_options == {"min_neighbors": 3}
+    assert resolve(DetectOptions(face_detector="haar"), config).faces.detector_options == {"min_neighbors": 3}
+    other = resolve(DetectOptions(face_detector="mtcnn"), config).faces  # haar's options are not mtcnn's
+    assert (other.detector, other.detector_options) == ("mtcnn", {})
+
+
 def test_bf16_embeddings_are_close_to_fp32(detect_model_dir: Path) -> None:
     loaded = load_model_dir(detect_model_dir)
     fp32 = TorchEngine(loaded, precision="32", channels_last=False)

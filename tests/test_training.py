@@ -12,6 +12,7 @@ import shutil
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -36,8 +37,8 @@ TINY = [
     "extractor.extractor_clip_len=4",
     "extractor.batch_size=4",
     "extractor.precision='32'",
-    "head.hidden=8",
-    "head.layers=2",
+    "head.options.hidden=8",
+    "head.options.layers=2",
     "head.epochs=2",
     "head.batch_size=4",
 ]
@@ -402,7 +403,7 @@ def test_head_learns_temporal_dispersion(tmp_path: Path) -> None:
         records.append({"video_id": f"v{i}", "track": 0, "clip_index": 0, "label": fake})
         embeddings[f"v{i}/t0/c0"] = frames.astype(np.float16)
     table = pd.DataFrame(records)
-    config = tiny_config("head.name=mlp", "head.epochs=25", "head.lr=0.01", "head.hidden=16")
+    config = tiny_config("head.name=mlp", "head.epochs=25", "head.lr=0.01", "head.options.hidden=16")
     run = train_head(config, embeddings, table, None, tmp_path, progress=False)
     assert run.history["train_loss"].iloc[-1] < 0.5 * run.history["train_loss"].iloc[0]
     probs = predict_clips(run.head, embeddings, table)
@@ -492,7 +493,8 @@ def test_cli_train_embed_detect(store: ClipStore, tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     digest = json.loads((ext / "extractor.json").read_text())["digest"]
     assert len(list((cache / digest).glob("*.npy"))) == len(store.clips())
-    head_args = ["--set", "head.hidden=8", "--set", "head.layers=2", "--epochs", "2", "--head", "mlp"]
+    head_args = ["--set", "head.options.hidden=8", "--set", "head.options.layers=2"]
+    head_args += ["--epochs", "2", "--head", "mlp"]
     result = runner.invoke(
         app,
         [
@@ -703,3 +705,100 @@ def test_ddp_ranks_split_each_epoch_and_end_with_the_same_weights(store: ClipSto
     assert shares[0][0] != shares[0][1]  # reshuffled between epochs
     digests = [(tmp_path / "seen" / f"digest{rank}.txt").read_text().split() for rank in (0, 1)]
     assert digests[0][0] == digests[1][0]  # the same weights on both ranks
+
+
+# A throwaway sequence head with hyperparameters of its own (``width``, ``temperature``), in one new module:
+# config ``head.options`` must reach its constructor, the model directory and the reloaded model.
+EXTRA_HEAD_MODULE = """
+import torch
+from torch import nn
+
+from deepfake_detect.models.heads import SEQUENCE_HEADS, SequenceHead, check_lengths, masked_mean
+
+
+@SEQUENCE_HEADS.register("test-tempered-mean")
+class TemperedMeanHead(SequenceHead):
+    temporal_evidence = "pooled"
+
+    def __init__(self, input_dim: int = 512, width: int = 4, temperature: float = 1.0) -> None:
+        super().__init__()
+        self.input_dim = input_dim
+        self.temperature = temperature
+        self.proj = nn.Linear(input_dim, width)
+        self.out = nn.Linear(width, 1)
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        check_lengths(x, lengths)
+        pooled = masked_mean(x, lengths.to(x.device))
+        return self.out(torch.tanh(self.proj(pooled))).squeeze(-1) / self.temperature
+"""
+
+
+@pytest.fixture
+def tempered_head(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """Register the head of EXTRA_HEAD_MODULE by importing it from a file in tmp_path; unregister it after."""
+    import importlib
+
+    from deepfake_detect.models import SEQUENCE_HEADS
+
+    (tmp_path / "plugin").mkdir()
+    (tmp_path / "plugin" / "tempered_head.py").write_text(EXTRA_HEAD_MODULE)
+    monkeypatch.syspath_prepend(str(tmp_path / "plugin"))
+    importlib.import_module("tempered_head")
+    yield "test-tempered-mean"
+    SEQUENCE_HEADS.unregister("test-tempered-mean")
+    sys.modules.pop("tempered_head", None)
+
+
+def test_a_new_head_with_its_own_hyperparameters_runs_end_to_end(
+    store: ClipStore, tmp_path: Path, tempered_head: str
+) -> None:
+    """``head.options`` -> train-head on a clip store -> model directory -> load -> predict."""
+    from typer.testing import CliRunner
+
+    import deepfake_detect.cli.train  # noqa: F401  (registers the commands)
+    from deepfake_detect.cli.app import app
+    from deepfake_detect.models import load_model_dir
+    from deepfake_detect.training import embed_clips, predict_clips
+
+    runner = CliRunner()
+    ext, cache, det = tmp_path / "ext", tmp_path / "cache", tmp_path / "det"
+    common = ["--no-progress", "--val-fraction", "0.3", "-q"]
+    extractor = _cli_args("extractor.epochs=0")  # the embeddings' quality does not matter here
+    result = runner.invoke(app, ["train-extractor", str(store.root), str(ext), *extractor, *common])
+    assert result.exit_code == 0, result.output
+    options = ["--set", f"head.name={tempered_head}", "--set", "head.options={width: 3, temperature: 2.5}"]
+    args = [str(store.root), str(det), "-e", str(ext), "--embeddings", str(cache), "--epochs", "2"]
+    result = runner.invoke(app, ["train-head", *args, *options, *common])
+    assert result.exit_code == 0, result.output
+
+    written = json.loads((det / "model" / "config.json").read_text())
+    assert written["head"] == tempered_head
+    assert written["head_kwargs"] == {"input_dim": 16, "width": 3, "temperature": 2.5}
+    loaded = load_model_dir(det / "model")
+    head = loaded.head
+    assert head.proj.out_features == 3 and head.temperature == 2.5  # type: ignore[union-attr]
+    rows = store.clips()
+    digest = json.loads((ext / "extractor.json").read_text())["digest"]
+    embeddings = embed_clips(loaded.extractor, store, rows, cache, digest=digest, progress=False)
+    probs = predict_clips(head, embeddings, rows)
+    assert probs.shape == (len(rows),) and np.all((probs > 0) & (probs < 1))
+    # the temperature divides the logit: undoing it by hand moves every probability away from 0.5
+    head.temperature = 1.0  # type: ignore[assignment]
+    sharper = predict_clips(head, embeddings, rows)
+    assert np.all(np.abs(sharper - 0.5) > np.abs(probs - 0.5))
+
+
+def test_train_head_help_lists_the_registered_heads(tempered_head: str) -> None:
+    """The help text reads the registry when it is shown (no hard-coded list): a new head is listed."""
+    from typer.testing import CliRunner
+
+    import deepfake_detect.cli.train  # noqa: F401  (registers the commands)
+    from deepfake_detect.cli.app import app
+
+    for _ in range(2):  # and again after the first page was shown
+        result = CliRunner().invoke(app, ["train-head", "--help"], env={"COLUMNS": "200"})
+        assert result.exit_code == 0, result.output
+        assert f"A sequence head: frame-mlp, lstm, mlp, {tempered_head}" in result.output
+    helptext = CliRunner().invoke(app, ["train-head", "--help"], env={"COLUMNS": "200"}).output
+    assert "{heads}" not in helptext

@@ -15,7 +15,16 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    ValidationError,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
 
 from deepfake_detect.infra.media import DEFAULT_MAX_PIXELS
 
@@ -56,7 +65,12 @@ class _Section(BaseModel):
 
 
 class FaceConfig(_Section):
-    """Face detection, tracking and cropping (paper §3, SPEC §2 'Frames and faces')."""
+    """Face detection, tracking and cropping (paper §3, SPEC §2 'Frames and faces').
+
+    ``detect_max_side``, ``min_face_size``, ``score_threshold`` and ``device`` are the detection settings
+    every backend may take (each gets those its constructor names); ``detector_options`` are the backend's
+    own (defaults: in its constructor).
+    """
 
     detector: str = "mtcnn"
     detect_max_side: int = Field(
@@ -94,6 +108,19 @@ class FaceConfig(_Section):
         8, ge=1, le=1000, description="with tracked, scan the whole frame at every k-th keyframe (1: always)"
     )
     device: str = "cpu"
+    detector_options: dict[str, Any] = Field(
+        default_factory=dict,
+        description="keyword arguments of the face detector's constructor beyond the settings above, e.g. "
+        "haar: {min_neighbors: 3}; the rest keep the detector's own defaults",
+    )
+
+    @model_serializer(mode="wrap")
+    def _omit_empty_options(self, handler: SerializerFunctionWrapHandler) -> Any:
+        # no options: the same document as before the field existed (model directories, store settings)
+        data = handler(self)
+        if isinstance(data, dict) and not self.detector_options:
+            data.pop("detector_options", None)
+        return data
 
 
 class ClipConfig(_Section):
@@ -170,12 +197,19 @@ class ExtractorConfig(_Section):
 
 
 class HeadConfig(_Section):
-    """Sequence head over per-frame embeddings (paper: LSTM 4x512, dropout 0.3); ``name`` picks it."""
+    """Sequence head over per-frame embeddings; ``name`` picks it and ``options`` go to its constructor.
+
+    The head's defaults live in its constructor's signature (``models.heads``; the LSTM's: the paper's
+    4 x 512, dropout 0.3). The old keys ``hidden``, ``layers`` and ``dropout`` still load, as options,
+    with a logging warning.
+    """
 
     name: str = "lstm"
-    hidden: int = Field(512, ge=1)
-    layers: int = Field(4, ge=1)
-    dropout: float = Field(0.3, ge=0.0, lt=1.0)
+    options: dict[str, Any] = Field(
+        default_factory=dict,
+        description="keyword arguments of the head's constructor, e.g. {hidden: 32, layers: 2}; the rest "
+        "keep the head's own defaults",
+    )
     epochs: int = Field(20, ge=0)
     lr: float = Field(1e-3, gt=0)
     batch_size: int = Field(32, ge=1)
@@ -185,6 +219,11 @@ class HeadConfig(_Section):
         description="weights kept after training: the epoch with the lowest validation loss, or the last one "
         "(the paper's fixed epoch count; steadier when the validation set is small)",
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _old_option_keys(cls, data: Any) -> Any:
+        return move_into_options(data, "head", _OLD_HEAD_OPTIONS) if isinstance(data, dict) else data
 
 
 class EvaluationConfig(_Section):
@@ -304,6 +343,28 @@ class Config(BaseModel):
     def _old_section_names(cls, data: Any) -> Any:
         return migrate_sections(data) if isinstance(data, dict) else data
 
+
+def move_into_options(
+    section: dict[str, Any], where: str, old_keys: tuple[str, ...], options_key: str = "options"
+) -> dict[str, Any]:
+    """``section`` with its deprecated top-level keys ``old_keys`` moved into ``section[options_key]``
+    (a logging warning naming the new key each); a key given both ways is refused."""
+    moved = [key for key in old_keys if key in section]
+    if not moved:
+        return section
+    result = dict(section)
+    options = dict(result.get(options_key) or {})
+    for key in moved:
+        if key in options:
+            raise ValueError(f"{where}.{key} and {where}.{options_key}.{key} are both given; keep the second")
+        logger.warning("config key %s.%s is deprecated; use %s.%s.%s", where, key, where, options_key, key)
+        options[key] = result.pop(key)
+    result[options_key] = options
+    return result
+
+
+# Head hyperparameters that were HeadConfig fields before they became the head's own options.
+_OLD_HEAD_OPTIONS = ("hidden", "layers", "dropout")
 
 # Deprecated names -> their new names: the sections and, within each, the keys that were renamed.
 _OLD_SECTIONS: dict[str, tuple[str, dict[str, str]]] = {"detector": ("head", {"head": "name"})}

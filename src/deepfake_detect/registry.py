@@ -1,14 +1,19 @@
 """Name -> factory registries: the project's extension points (SPEC §3).
 
 Adding a backbone, face detector, dataset layout, sequence head or aggregation rule is one
-file and one decorator. Nothing else in the code branches on those names.
+file and one decorator. Nothing else in the code branches on those names. A registered class learns its
+name from the decorator (its ``name`` attribute); its options are its constructor's keyword parameters,
+whose defaults are written there only (:meth:`Registry.options`, :meth:`Registry.check_options`).
 """
 
 from __future__ import annotations
 
 import difflib
-from collections.abc import Callable, Iterator
-from typing import Generic, TypeVar
+import importlib
+import inspect
+import pkgutil
+from collections.abc import Callable, Collection, Iterator, Mapping
+from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
 
@@ -20,13 +25,38 @@ class UnknownNameError(KeyError):
         return str(self.args[0])
 
 
+class UnknownOptionError(ValueError):
+    """Raised for an option that a registered entry's constructor does not take; the message lists
+    the options it takes."""
+
+
+def keyword_defaults(factory: Callable[..., Any]) -> dict[str, Any]:
+    """The keyword parameters of ``factory`` (a class: its constructor) with their defaults, in order
+    (``inspect.Parameter.empty`` for one without a default). ``**kwargs`` and ``*args`` are left out."""
+    kinds = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    params = inspect.signature(factory).parameters.values()
+    return {p.name: p.default for p in params if p.kind in kinds}
+
+
 class Registry(Generic[T]):
     """A named collection of factories with a listing and helpful unknown-name errors."""
 
-    def __init__(self, kind: str) -> None:
+    def __init__(self, kind: str, *, package: str | None = None) -> None:
+        """``package``: an extension package whose every module is imported on the first lookup, so that
+        a module there registers its entries without an import line anywhere else."""
         self.kind = kind
         self._entries: dict[str, T] = {}
         self._prefixes: dict[str, Callable[[str], T]] = {}
+        self._package = package
+
+    def _load(self) -> None:
+        if self._package is None:
+            return
+        package, self._package = self._package, None  # once (and not again from inside the imports)
+        path = importlib.import_module(package).__path__
+        for module in pkgutil.iter_modules(path):
+            if not module.name.startswith("_"):
+                importlib.import_module(f"{package}.{module.name}")
 
     def register(self, name: str) -> Callable[[T], T]:
         """Decorator: ``@REGISTRY.register("name")`` above a factory."""
@@ -35,9 +65,15 @@ class Registry(Generic[T]):
             if name in self._entries:
                 raise ValueError(f"{self.kind} {name!r} is already registered")
             self._entries[name] = factory
+            if isinstance(factory, type):  # a class entry learns its name here, not by writing it again
+                factory.name = name  # type: ignore[attr-defined]
             return factory
 
         return decorator
+
+    def unregister(self, name: str) -> None:
+        """Remove entry ``name`` (e.g. a throwaway one a test registered); unknown names are ignored."""
+        self._entries.pop(name, None)
 
     def register_prefix(self, prefix: str) -> Callable[[Callable[[str], T]], Callable[[str], T]]:
         """Register a resolver for a family of names such as ``timm:<model>``.
@@ -51,7 +87,22 @@ class Registry(Generic[T]):
 
         return decorator
 
+    def options(self, name: str, *, skip: Collection[str] = ()) -> dict[str, Any]:
+        """The options entry ``name`` takes (its constructor's keyword parameters, minus ``skip``) with
+        their defaults: the one place those defaults are written."""
+        return {k: v for k, v in keyword_defaults(self.get(name)).items() if k not in skip}  # type: ignore[arg-type]
+
+    def check_options(self, name: str, options: Mapping[str, Any], *, skip: Collection[str] = ()) -> None:
+        """Raise :class:`UnknownOptionError` unless entry ``name`` takes every key of ``options``."""
+        accepted = self.options(name, skip=skip)
+        unknown = sorted(set(options) - set(accepted))
+        if unknown:
+            given = ", ".join(repr(u) for u in unknown)
+            takes = ", ".join(accepted) or "none"
+            raise UnknownOptionError(f"{self.kind} {name!r} has no option {given}; its options: {takes}")
+
     def get(self, name: str) -> T:
+        self._load()
         if name in self._entries:
             return self._entries[name]
         for prefix, resolver in self._prefixes.items():
@@ -64,16 +115,20 @@ class Registry(Generic[T]):
         raise UnknownNameError(f"unknown {self.kind} {name!r}.{hint} Known: {known}.")
 
     def names(self) -> list[str]:
+        self._load()
         return sorted(self._entries)
 
     def prefixes(self) -> list[str]:
+        self._load()
         return sorted(self._prefixes)
 
     def __contains__(self, name: object) -> bool:
+        self._load()
         return isinstance(name, str) and name in self._entries
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.names())
 
     def __len__(self) -> int:
+        self._load()
         return len(self._entries)

@@ -19,6 +19,7 @@ from rich.progress import (
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
+from typer.core import TyperCommand
 
 from deepfake_detect.config import Config, ConfigError, load_config
 from deepfake_detect.infra.logging_utils import configure_logging
@@ -109,3 +110,38 @@ def format_seconds(seconds: float) -> str:
     if minutes:
         return f"{minutes}m{secs:04.1f}s"
     return f"{secs:.1f}s"
+
+
+# Help-text placeholders -> (module, registry) whose names replace them when a help page is shown: the
+# lists are read from the registries, and a registry's module (torch, for the heads) is imported only then.
+REGISTRY_PLACEHOLDERS: dict[str, tuple[str, str]] = {
+    "{heads}": ("deepfake_detect.models.heads", "SEQUENCE_HEADS"),
+    "{face_detectors}": ("deepfake_detect.faces.detectors.base", "FACE_DETECTORS"),
+    "{aggregations}": ("deepfake_detect.evaluation.aggregation", "AGGREGATIONS"),
+    "{layouts}": ("deepfake_detect.data.layouts.base", "LAYOUTS"),
+}
+
+
+def fill_registry_names(text: str) -> str:
+    """``text`` with each placeholder of :data:`REGISTRY_PLACEHOLDERS` replaced by its registry's names."""
+    import importlib
+
+    for token, (module, attribute) in REGISTRY_PLACEHOLDERS.items():
+        if token in text:
+            names = getattr(importlib.import_module(module), attribute).names()
+            text = text.replace(token, ", ".join(names))
+    return text
+
+
+class RegistryHelpCommand(TyperCommand):
+    """A command whose help texts may name registries by placeholder (``{heads}`` ...), filled in when
+    the help page is shown (``@app.command(..., cls=RegistryHelpCommand)``)."""
+
+    def format_help(self, ctx: Any, formatter: Any) -> None:  # typer's own (vendored) click types
+        targets: list[Any] = [self, *self.params]
+        templates = self.__dict__.setdefault("_help_templates", {})  # the texts with their placeholders
+        for target in targets:
+            text = templates.setdefault(id(target), getattr(target, "help", None))
+            if isinstance(text, str):
+                target.help = fill_registry_names(text)
+        super().format_help(ctx, formatter)

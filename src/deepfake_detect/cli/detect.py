@@ -23,6 +23,7 @@ from deepfake_detect.cli.app import app
 from deepfake_detect.cli.batch import BatchSettings, run_jsonl
 from deepfake_detect.cli.common import (
     QuietOption,
+    RegistryHelpCommand,
     VerboseOption,
     console,
     err_console,
@@ -66,7 +67,7 @@ def collect_videos(paths: Iterable[Path]) -> list[Path]:
     return list(found.values())
 
 
-@app.command("detect")
+@app.command("detect", cls=RegistryHelpCommand)
 def detect(
     paths: Annotated[
         list[Path],
@@ -120,7 +121,7 @@ def detect(
         ),
     ] = option_default("frame_stride"),
     face_detector: Annotated[
-        str | None, typer.Option(help="Face detector backend (default: the model's, e.g. mtcnn; or haar).")
+        str | None, typer.Option(help="Face detector backend: {face_detectors} (default: the model's).")
     ] = option_default("face_detector"),
     detect_every: Annotated[
         int,

@@ -16,6 +16,7 @@ from deepfake_detect.cli.app import app
 from deepfake_detect.cli.common import (
     ConfigOption,
     QuietOption,
+    RegistryHelpCommand,
     SetOption,
     VerboseOption,
     console,
@@ -92,7 +93,7 @@ def _metrics_table(result: EvaluationResult) -> Table:
     return table
 
 
-@app.command("evaluate")
+@app.command("evaluate", cls=RegistryHelpCommand)
 def evaluate_command(
     source: Annotated[Path, typer.Argument(help="A predictions CSV, or a clip store folder (with --model).")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")] = Path("evaluation"),
@@ -104,7 +105,7 @@ def evaluate_command(
     ] = None,
     aggregation: Annotated[
         str | None,
-        typer.Option(help="Video-level rule: mean, confident, max (config: evaluation.aggregation)."),
+        typer.Option(help="Video-level rule: {aggregations} (config: evaluation.aggregation)."),
     ] = None,
     config: ConfigOption = None,
     overrides: SetOption = None,

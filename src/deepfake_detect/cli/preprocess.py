@@ -14,6 +14,7 @@ from deepfake_detect.cli.app import app
 from deepfake_detect.cli.common import (
     ConfigOption,
     QuietOption,
+    RegistryHelpCommand,
     SetOption,
     VerboseOption,
     console,
@@ -91,13 +92,17 @@ def _print_summary(summary: PreprocessSummary) -> None:
     console.print(f"manifest: {summary.manifest_path}", highlight=False)
 
 
-@app.command("preprocess", help=HELP)
+@app.command("preprocess", help=HELP, cls=RegistryHelpCommand)
 def preprocess_command(
     root: Annotated[Path, typer.Argument(help="Dataset root folder.", show_default=False)],
     out: Annotated[Path, typer.Argument(help="Clip store folder (created if absent).", show_default=False)],
     layout: Annotated[
         str | None,
-        typer.Option("--layout", "-l", help="Dataset layout (default: data.layout of the config, 'dfdc')."),
+        typer.Option(
+            "--layout",
+            "-l",
+            help="Dataset layout: {layouts} (default: data.layout of the config, 'dfdc').",
+        ),
     ] = None,
     workers: Annotated[
         int | None, typer.Option(min=1, help="Worker processes (config: preprocess.workers, 1).")

@@ -20,6 +20,7 @@ from deepfake_detect.cli.app import app
 from deepfake_detect.cli.common import (
     ConfigOption,
     QuietOption,
+    RegistryHelpCommand,
     SetOption,
     VerboseOption,
     console,
@@ -75,7 +76,7 @@ extractor are not recomputed.
 
 {FRAME_MODEL_HELP}"""
 
-HEAD_HELP = f"""Train a sequence head (lstm, mlp, frame-mlp) on the clips' embeddings with BCE.
+HEAD_HELP = f"""Train a sequence head on the clips' embeddings with BCE (heads: {{heads}}).
 
 Embeddings come from the cache (missing ones are computed with --extractor). Keeps the weights of the
 epoch with the lowest validation loss (--keep best) or of the last epoch (--keep last); the default is
@@ -242,7 +243,7 @@ def _store_configs(store: ClipStore, cfg: Config) -> tuple[FaceConfig, ClipConfi
     return faces, clips
 
 
-@app.command("train-head", help=_paragraphs(HEAD_HELP))
+@app.command("train-head", help=_paragraphs(HEAD_HELP), cls=RegistryHelpCommand)
 def train_head_command(
     clips_dir: ClipsArg,
     out: Annotated[Path, typer.Argument(help="Output folder (created); the model goes to OUT/model.")],
@@ -255,7 +256,7 @@ def train_head_command(
             help="Embedding cache folder (default: EXTRACTOR/embeddings; OUT/embeddings for a frame model).",
         ),
     ] = None,
-    head: Annotated[str | None, typer.Option(help="lstm, mlp or frame-mlp (default: head.name).")] = None,
+    head: Annotated[str | None, typer.Option(help="A sequence head: {heads} (default: head.name).")] = None,
     keep: Annotated[
         str | None,
         typer.Option(help="'best' (lowest validation loss) or 'last' epoch (default: head.keep)."),
@@ -322,6 +323,7 @@ def _train_detector_alias(*args: Any, **kwargs: Any) -> None:
 app.command(
     DEPRECATED_NAME,
     hidden=True,
+    cls=RegistryHelpCommand,
     help=_paragraphs(f"Deprecated: use `train-head` (the same command under its new name).\n\n{HEAD_HELP}"),
 )(_train_detector_alias)
 

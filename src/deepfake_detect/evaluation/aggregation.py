@@ -14,7 +14,10 @@ from numpy.typing import ArrayLike, NDArray
 from deepfake_detect.registry import Registry
 
 Aggregation = Callable[[np.ndarray, np.ndarray | None], float]
-AGGREGATIONS: Registry[Aggregation] = Registry("aggregation")
+# Every module of evaluation/extra_aggregations/ is imported on the first lookup (a new rule: one file).
+AGGREGATIONS: Registry[Aggregation] = Registry(
+    "aggregation", package="deepfake_detect.evaluation.extra_aggregations"
+)
 
 # The "confident" rule's parameters (see :func:`confident`).
 FAKE_CONFIDENT = 0.8

@@ -158,9 +158,12 @@ def resolve(options: DetectOptions, config: ModelDirConfig, device: str = "cpu")
         "detect_max_side": options.detect_max_side,
         "min_face_size": options.min_face_size,
     }
+    model_faces = dict(config.faces)
+    if options.face_detector not in (None, model_faces.get("detector")):
+        model_faces.pop("detector_options", None)  # the model's detector's own options, not the other's
     faces = FaceConfig.model_validate(
         {
-            **config.faces,
+            **model_faces,
             **{k: v for k, v in overrides.items() if v is not None},
             "detect_every": options.detect_every,
             "tracked": options.tracked,

@@ -26,6 +26,8 @@ if TYPE_CHECKING:
         MeanMLPHead,
         SequenceHead,
         create_head,
+        head_options,
+        resolve_head_kwargs,
     )
     from deepfake_detect.models.io import (
         LoadedModel,
@@ -46,7 +48,16 @@ _HOMES = {
         "read_state_dict",
     ),
     "extractor": ("FeatureExtractor",),
-    "heads": ("SEQUENCE_HEADS", "FrameMLPHead", "LSTMHead", "MeanMLPHead", "SequenceHead", "create_head"),
+    "heads": (
+        "SEQUENCE_HEADS",
+        "FrameMLPHead",
+        "LSTMHead",
+        "MeanMLPHead",
+        "SequenceHead",
+        "create_head",
+        "head_options",
+        "resolve_head_kwargs",
+    ),
     "io": (
         "LoadedModel",
         "ModelDirConfig",
@@ -81,9 +92,11 @@ __all__ = [
     "WeightsError",
     "create_backbone",
     "create_head",
+    "head_options",
     "load_model_dir",
     "load_weights",
     "read_model_config",
     "read_state_dict",
+    "resolve_head_kwargs",
     "save_model_dir",
 ]

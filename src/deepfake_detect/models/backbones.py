@@ -70,7 +70,8 @@ class Backbone(nn.Module):
 
 
 BackboneFactory = Callable[[int | None], Backbone]
-BACKBONES: Registry[BackboneFactory] = Registry("backbone")
+# Every module of models/extra_backbones/ is imported on the first lookup (a new backbone: one file).
+BACKBONES: Registry[BackboneFactory] = Registry("backbone", package="deepfake_detect.models.extra_backbones")
 
 
 def _triple(values: object) -> tuple[float, float, float]:

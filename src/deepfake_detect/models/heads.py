@@ -8,7 +8,9 @@ is harmless).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import inspect
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import torch
 from torch import nn
@@ -53,7 +55,10 @@ class SequenceHead(nn.Module):
 
 
 HeadFactory = Callable[..., SequenceHead]
-SEQUENCE_HEADS: Registry[HeadFactory] = Registry("sequence head")
+# Every module of models/extra_heads/ is imported on the first lookup (a new head: one new file there).
+SEQUENCE_HEADS: Registry[HeadFactory] = Registry(
+    "sequence head", package="deepfake_detect.models.extra_heads"
+)
 
 
 def mlp(input_dim: int, hidden: int, layers: int, dropout: float, out_dim: int = 1) -> nn.Sequential:
@@ -117,15 +122,8 @@ def masked_mean(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
     return total / count
 
 
-@SEQUENCE_HEADS.register("mlp")
-class MeanMLPHead(SequenceHead):
-    """Baseline: a 4-layer MLP over the masked temporal mean of the embeddings (order-blind).
-
-    The mean of embeddings that disagree over time is shorter than that of embeddings that agree, so
-    this head can still sense temporal dispersion (SPEC §2), but not order.
-    """
-
-    temporal_evidence = "pooled"
+class _MLPHead(SequenceHead):
+    """What the MLP heads share: ``layers`` linear layers of ``hidden`` units (ReLU, dropout) -> 1 logit."""
 
     def __init__(
         self, input_dim: int = 512, hidden: int = 512, layers: int = 4, dropout: float = 0.3
@@ -133,6 +131,17 @@ class MeanMLPHead(SequenceHead):
         super().__init__()
         self.input_dim = input_dim
         self.mlp = mlp(input_dim, hidden, layers, dropout)
+
+
+@SEQUENCE_HEADS.register("mlp")
+class MeanMLPHead(_MLPHead):
+    """Baseline: a 4-layer MLP over the masked temporal mean of the embeddings (order-blind).
+
+    The mean of embeddings that disagree over time is shorter than that of embeddings that agree, so
+    this head can still sense temporal dispersion (SPEC §2), but not order.
+    """
+
+    temporal_evidence = "pooled"
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         check_lengths(x, lengths)
@@ -142,18 +151,11 @@ class MeanMLPHead(SequenceHead):
 
 
 @SEQUENCE_HEADS.register("frame-mlp")
-class FrameMLPHead(SequenceHead):
+class FrameMLPHead(_MLPHead):
     """Baseline free of temporal evidence: the same MLP on each frame alone, logits averaged over
     the valid frames."""
 
     temporal_evidence = "none"
-
-    def __init__(
-        self, input_dim: int = 512, hidden: int = 512, layers: int = 4, dropout: float = 0.3
-    ) -> None:
-        super().__init__()
-        self.input_dim = input_dim
-        self.mlp = mlp(input_dim, hidden, layers, dropout)
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         check_lengths(x, lengths)
@@ -169,8 +171,26 @@ def temporal_evidence(name: str) -> str:
     return str(getattr(SEQUENCE_HEADS.get(name), "temporal_evidence", "unknown"))
 
 
-def create_head(
-    name: str, *, input_dim: int = 512, hidden: int = 512, layers: int = 4, dropout: float = 0.3
-) -> SequenceHead:
-    """Build a registered sequence head (defaults: the paper's 4 x 512, dropout 0.3)."""
-    return SEQUENCE_HEADS.get(name)(input_dim=input_dim, hidden=hidden, layers=layers, dropout=dropout)
+def create_head(name: str, **kwargs: Any) -> SequenceHead:
+    """Build a registered sequence head: ``kwargs`` (``input_dim`` and the head's options) go to its
+    constructor as they are (as timm's ``create_model`` does); what is not given takes the constructor's
+    default (the built-in heads: the paper's 4 x 512, dropout 0.3). An option the head does not take
+    raises :class:`~deepfake_detect.registry.UnknownOptionError` naming the options it takes."""
+    SEQUENCE_HEADS.check_options(name, kwargs)
+    return SEQUENCE_HEADS.get(name)(**kwargs)
+
+
+def head_options(name: str) -> dict[str, Any]:
+    """The options of head ``name`` (its constructor's keyword parameters but ``input_dim``) with their
+    defaults."""
+    return SEQUENCE_HEADS.options(name, skip=("input_dim",))
+
+
+def resolve_head_kwargs(name: str, input_dim: int, options: Mapping[str, Any]) -> dict[str, Any]:
+    """``input_dim`` and every option of head ``name``, ``options`` over the constructor's defaults: the
+    ``head_kwargs`` a model directory records (so it reads the same whatever the config left unsaid).
+
+    Raises :class:`~deepfake_detect.registry.UnknownOptionError` for an option the head does not take."""
+    SEQUENCE_HEADS.check_options(name, options, skip=("input_dim",))
+    defaults = {k: v for k, v in head_options(name).items() if v is not inspect.Parameter.empty}
+    return {"input_dim": input_dim, **defaults, **options}

@@ -39,6 +39,7 @@ from deepfake_detect.models.dir_config import (
 )
 from deepfake_detect.models.extractor import FeatureExtractor
 from deepfake_detect.models.heads import SEQUENCE_HEADS, SequenceHead, create_head
+from deepfake_detect.registry import UnknownOptionError
 
 if TYPE_CHECKING:
     from deepfake_detect.models.frame_extractor import FrameFeatureExtractor
@@ -152,7 +153,7 @@ def load_model_dir(path: Path | str, device: str | torch.device = "cpu") -> Load
     extractor = _rebuild_extractor(config)
     try:
         head = create_head(config.head, **config.head_kwargs)
-    except TypeError as exc:
+    except (TypeError, UnknownOptionError) as exc:
         where = path / CONFIG_FILE
         raise ModelDirError(f"{where}: head_kwargs do not fit head {config.head!r}: {exc}") from None
     _load_safetensors(extractor, path / EXTRACTOR_FILE)

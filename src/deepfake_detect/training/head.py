@@ -29,7 +29,7 @@ from torch.utils.data import DataLoader
 
 from deepfake_detect.config import Config
 from deepfake_detect.infra.files import save_tensors, write_json
-from deepfake_detect.models import SequenceHead, create_head
+from deepfake_detect.models import SEQUENCE_HEADS, SequenceHead, create_head, resolve_head_kwargs
 from deepfake_detect.training.datamodules import EmbeddingDataset, EpochShuffleSampler, pad_collate
 from deepfake_detect.training.history import HISTORY_FILE, history_frame, write_history
 from deepfake_detect.training.loss_curves import plot_loss_curves
@@ -92,9 +92,18 @@ def _embedding_dim(embeddings: Mapping[str, np.ndarray]) -> int:
     raise ValueError("no embeddings given")
 
 
-def head_kwargs_from(config: Config, input_dim: int) -> dict[str, Any]:
-    d = config.head
-    return {"input_dim": input_dim, "hidden": d.hidden, "layers": d.layers, "dropout": d.dropout}
+def head_kwargs_from(config: Config, input_dim: int, head: str | None = None) -> dict[str, Any]:
+    """The constructor kwargs of ``head`` (default ``config.head.name``): ``input_dim`` and its options,
+    ``config.head.options`` over the head's own defaults. An option the configured head does not take is
+    an error; a head trained in its place (``head``, e.g. Table 3's baselines) gets only those it takes."""
+    name = head or config.head.name
+    options = config.head.options
+    if name != config.head.name:
+        accepted = SEQUENCE_HEADS.options(name)
+        if dropped := sorted(set(options) - set(accepted)):
+            logger.info("head %s takes no option %s of head.options; left out", name, ", ".join(dropped))
+        options = {k: v for k, v in options.items() if k in accepted}
+    return resolve_head_kwargs(name, input_dim, options)
 
 
 def _loaders(
@@ -132,7 +141,7 @@ def train_head(
     L.seed_everything(config.seed, workers=True, verbose=False)
     d = config.head
     name = head or d.name
-    kwargs = head_kwargs_from(config, _embedding_dim(embeddings))
+    kwargs = head_kwargs_from(config, _embedding_dim(embeddings), name)
     module = HeadModule(create_head(name, **kwargs), lr=d.lr)
     train, val = _loaders(config, embeddings, train_rows, val_rows)
     keep = keep or config.head.keep

@@ -51,7 +51,8 @@ class DatasetListing:
 
 
 LayoutFn = Callable[..., DatasetListing]
-LAYOUTS: Registry[LayoutFn] = Registry("dataset layout")
+# Every module of this package is imported on the first lookup, so a layout's module registers itself.
+LAYOUTS: Registry[LayoutFn] = Registry("dataset layout", package="deepfake_detect.data.layouts")
 
 
 def load_dataset(layout: str, root: Path, *, name: str | None = None, **options: Any) -> DatasetListing:

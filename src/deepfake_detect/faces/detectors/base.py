@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import cv2
 import numpy as np
@@ -31,8 +31,19 @@ class FaceDetector(Protocol):
 logger = logging.getLogger(__name__)
 _WARNED_OLD_BATCH: set[str] = set()  # backends already warned about their pre-rename ``detect_many``
 
-FaceDetectorFactory = Callable[[FaceConfig], FaceDetector]
-FACE_DETECTORS: Registry[FaceDetectorFactory] = Registry("face detector")
+FaceDetectorFactory = Callable[..., FaceDetector]
+# Every module of this package is imported on the first lookup, so a backend's module registers itself.
+FACE_DETECTORS: Registry[FaceDetectorFactory] = Registry(
+    "face detector", package="deepfake_detect.faces.detectors"
+)
+
+# The FaceConfig fields given to every backend whose constructor names them (their defaults: FaceConfig's).
+SHARED_SETTINGS = ("detect_max_side", "min_face_size", "score_threshold", "device")
+
+
+def shared_default(field: str) -> Any:
+    """FaceConfig's default of a shared setting, for a backend constructor's signature (written once)."""
+    return FaceConfig.model_fields[field].default
 
 
 def detect_batch(detector: FaceDetector, images: list[np.ndarray]) -> list[list[Detection]]:
@@ -58,9 +69,25 @@ def supports_scaled(detector: FaceDetector) -> bool:
     return callable(getattr(detector, "detect_scaled", None))
 
 
+def detector_kwargs(config: FaceConfig) -> dict[str, Any]:
+    """The constructor kwargs of ``config.detector``: the shared settings it names, then
+    ``config.detector_options``. An option it does not take raises
+    :class:`~deepfake_detect.registry.UnknownOptionError` naming those it takes."""
+    accepted = FACE_DETECTORS.options(config.detector)
+    shared = [key for key in config.detector_options if key in SHARED_SETTINGS]
+    if shared:
+        raise ValueError(
+            f"faces.detector_options.{shared[0]}: {shared[0]!r} is a shared setting; set faces.{shared[0]}"
+        )
+    FACE_DETECTORS.check_options(config.detector, config.detector_options, skip=SHARED_SETTINGS)
+    settings = {key: getattr(config, key) for key in SHARED_SETTINGS if key in accepted}
+    return {**settings, **config.detector_options}
+
+
 def create_face_detector(config: FaceConfig) -> FaceDetector:
-    """Build the backend named by ``config.detector`` (models load lazily, on the first ``detect``)."""
-    return FACE_DETECTORS.get(config.detector)(config)
+    """Build the backend named by ``config.detector`` with :func:`detector_kwargs` (models load lazily,
+    on the first ``detect``)."""
+    return FACE_DETECTORS.get(config.detector)(**detector_kwargs(config))
 
 
 def check_rgb_image(image: object) -> np.ndarray:

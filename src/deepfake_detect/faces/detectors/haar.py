@@ -12,12 +12,11 @@ import cv2
 import numpy as np
 from cv2 import data as cv2_data
 
-from deepfake_detect.config import FaceConfig
 from deepfake_detect.faces.detectors.base import (
     FACE_DETECTORS,
-    FaceDetector,
     check_rgb_image,
     downscale,
+    shared_default,
     to_detections,
 )
 from deepfake_detect.types import Detection
@@ -27,6 +26,7 @@ logger = logging.getLogger(__name__)
 CASCADE_FILE = "haarcascade_frontalface_default.xml"
 
 
+@FACE_DETECTORS.register("haar")
 class HaarDetector:
     """Viola-Jones cascade on a downscaled grey frame.
 
@@ -36,12 +36,12 @@ class HaarDetector:
     config's ``score_threshold`` (meant for MTCNN probabilities) is not applied here.
     """
 
-    name = "haar"
+    name: str  # set by the registry
 
     def __init__(
         self,
-        detect_max_side: int = 640,
-        min_face_size: int = 40,
+        detect_max_side: int = shared_default("detect_max_side"),
+        min_face_size: int = shared_default("min_face_size"),
         scale_factor: float = 1.1,
         min_neighbors: int = 5,
     ) -> None:
@@ -85,8 +85,3 @@ class HaarDetector:
         counts = np.asarray(neighbours, dtype=float).reshape(-1)  # (N,)
         scores = counts / (counts + self.min_neighbors)
         return to_detections(boxes, scores, fx, fy, self.min_face_size)
-
-
-@FACE_DETECTORS.register("haar")
-def _make_haar(config: FaceConfig) -> FaceDetector:
-    return HaarDetector(detect_max_side=config.detect_max_side, min_face_size=config.min_face_size)

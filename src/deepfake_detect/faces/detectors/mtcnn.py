@@ -8,12 +8,11 @@ from typing import Any
 
 import numpy as np
 
-from deepfake_detect.config import FaceConfig
 from deepfake_detect.faces.detectors.base import (
     FACE_DETECTORS,
-    FaceDetector,
     check_rgb_image,
     downscale,
+    shared_default,
     to_detections,
 )
 from deepfake_detect.types import Detection
@@ -24,6 +23,7 @@ logger = logging.getLogger(__name__)
 _MTCNN_MIN_WINDOW = 12
 
 
+@FACE_DETECTORS.register("mtcnn")
 class MTCNNDetector:
     """Multi-task cascaded CNN face detector, all faces kept, probabilities as scores.
 
@@ -34,14 +34,14 @@ class MTCNNDetector:
     takes seconds).
     """
 
-    name = "mtcnn"
+    name: str  # set by the registry
 
     def __init__(
         self,
-        detect_max_side: int = 640,
-        min_face_size: int = 40,
-        score_threshold: float = 0.9,
-        device: str = "cpu",
+        detect_max_side: int = shared_default("detect_max_side"),
+        min_face_size: int = shared_default("min_face_size"),
+        score_threshold: float = shared_default("score_threshold"),
+        device: str = shared_default("device"),
     ) -> None:
         self.detect_max_side = detect_max_side
         self.min_face_size = min_face_size
@@ -111,13 +111,3 @@ class MTCNNDetector:
         probs_f = np.asarray(probs).astype(float).reshape(-1)  # (N,)
         keep = probs_f >= self.score_threshold
         return to_detections(boxes_f[keep], probs_f[keep], fx, fy, min_keep)
-
-
-@FACE_DETECTORS.register("mtcnn")
-def _make_mtcnn(config: FaceConfig) -> FaceDetector:
-    return MTCNNDetector(
-        detect_max_side=config.detect_max_side,
-        min_face_size=config.min_face_size,
-        score_threshold=config.score_threshold,
-        device=config.device,
-    )

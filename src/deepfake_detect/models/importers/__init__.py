@@ -8,7 +8,6 @@ recipe and a card holding each source file's sha256).
 
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
 
 from deepfake_detect.models.importers.base import (
@@ -21,13 +20,11 @@ from deepfake_detect.models.importers.base import (
 
 __all__ = ["IMPORTERS", "CheckpointError", "FamilyImporter", "Imported", "import_model", "load_importers"]
 
-_FAMILY_MODULES = ("dfdc_winner", "sbi", "timm_frame")
-
 
 def load_importers() -> None:
-    """Import the family modules so that they register (idempotent)."""
-    for name in _FAMILY_MODULES:
-        importlib.import_module(f"deepfake_detect.models.importers.{name}")
+    """Import the family modules so that they register (idempotent; the registry's first lookup does it
+    too: every module of this package is imported then)."""
+    IMPORTERS.names()
 
 
 def import_model(

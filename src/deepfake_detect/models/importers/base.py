@@ -52,7 +52,8 @@ class FamilyImporter:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-IMPORTERS: Registry[FamilyImporter] = Registry("model family")
+# Every module of this package is imported on the first lookup, so a family's module registers itself.
+IMPORTERS: Registry[FamilyImporter] = Registry("model family", package="deepfake_detect.models.importers")
 
 
 def read_container(

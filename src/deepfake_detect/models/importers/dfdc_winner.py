@@ -54,12 +54,11 @@ def run(checkpoints: list[Path], recipe_file: Path | None) -> Imported:
     return Imported(network=network, states=states, sources=list(checkpoints), recipe=RECIPE, card=dict(CARD))
 
 
-IMPORTERS.register("dfdc-winner")(
-    FamilyImporter(
-        name="dfdc-winner",
-        summary="DFDC 1st place: EfficientNet-B7 ensemble (7 checkpoints), sigmoid, confident strategy",
-        licence=str(CARD["licence"]),
-        suits="DFDC-like footage (face swaps of one or a few frontal faces)",
-        run=run,
-    )
+DFDC_WINNER = FamilyImporter(
+    name="dfdc-winner",
+    summary="DFDC 1st place: EfficientNet-B7 ensemble (7 checkpoints), sigmoid, confident strategy",
+    licence=str(CARD["licence"]),
+    suits="DFDC-like footage (face swaps of one or a few frontal faces)",
+    run=run,
 )
+IMPORTERS.register(DFDC_WINNER.name)(DFDC_WINNER)

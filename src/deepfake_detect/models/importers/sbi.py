@@ -57,12 +57,11 @@ def run(checkpoints: list[Path], recipe_file: Path | None) -> Imported:
     return Imported(network=network, states=states, sources=list(checkpoints), recipe=RECIPE, card=dict(CARD))
 
 
-IMPORTERS.register("sbi")(
-    FamilyImporter(
-        name="sbi",
-        summary="Self-Blended Images: EfficientNet-B4 (efficientnet_pytorch), softmax, max over faces",
-        licence=str(CARD["licence"]),
-        suits="manipulations unseen in training (cross-dataset generalisation); research use only",
-        run=run,
-    )
+SBI = FamilyImporter(
+    name="sbi",
+    summary="Self-Blended Images: EfficientNet-B4 (efficientnet_pytorch), softmax, max over faces",
+    licence=str(CARD["licence"]),
+    suits="manipulations unseen in training (cross-dataset generalisation); research use only",
+    run=run,
 )
+IMPORTERS.register(SBI.name)(SBI)

@@ -67,12 +67,11 @@ def run(checkpoints: list[Path], recipe_file: Path | None) -> Imported:
     return Imported(network=network, states=states, sources=list(checkpoints), recipe=recipe, card=card)
 
 
-IMPORTERS.register("timm-frame")(
-    FamilyImporter(
-        name="timm-frame",
-        summary="any timm classifier from a state dict, with a recipe YAML you write",
-        licence="as its publisher states it (put it in the recipe's card)",
-        suits="other published frame classifiers",
-        run=run,
-    )
+TIMM_FRAME = FamilyImporter(
+    name="timm-frame",
+    summary="any timm classifier from a state dict, with a recipe YAML you write",
+    licence="as its publisher states it (put it in the recipe's card)",
+    suits="other published frame classifiers",
+    run=run,
 )
+IMPORTERS.register(TIMM_FRAME.name)(TIMM_FRAME)
