@@ -144,7 +144,7 @@ def test_cross_track_table_both_directions_and_sklearn_auc(tmp_path: Path) -> No
                 "batch_size": 8,
                 "extractor_clip_len": 4,
             },
-            "head": {"name": "lstm", "hidden": 8, "layers": 1, "epochs": 1, "batch_size": 8},
+            "head": {"name": "lstm", "options": {"hidden": 8, "layers": 1}, "epochs": 1, "batch_size": 8},
             "experiment": {"test_clips": 4, "val_clips": 0, "split_by": "source"},
         }
     )

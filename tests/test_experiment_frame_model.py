@@ -39,7 +39,7 @@ def prepare_by_hand(crops: np.ndarray) -> torch.Tensor:
 def config(frame_dir: Path, **experiment: object) -> dict:
     return {
         "extractor": {"backbone": "cnn4", "input_size": 32, "embed_dim": 16, "hinge": False},
-        "head": {"hidden": 16, "layers": 1, "epochs": 2, "batch_size": 8},
+        "head": {"options": {"hidden": 16, "layers": 1}, "epochs": 2, "batch_size": 8},
         "experiment": {
             "repeats": 2,
             "test_clips": 8,
