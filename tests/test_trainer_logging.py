@@ -36,7 +36,9 @@ def _fit(tmp_path: Path) -> None:
     )
     rng = np.random.default_rng(0)
     embeddings = {f"v{i}/t0/c0": rng.normal(size=(4, 8)).astype(np.float16) for i in range(8)}
-    config = config_from_dict({"head": {"name": "mlp", "options": {"hidden": 4}, "epochs": 1, "batch_size": 4}})
+    config = config_from_dict(
+        {"head": {"name": "mlp", "options": {"hidden": 4}, "epochs": 1, "batch_size": 4}}
+    )
     train_head(config, embeddings, rows, None, tmp_path, progress=False)
 
 

@@ -1,7 +1,8 @@
 """Deterministic verdicts: a stub engine whose window probabilities are fixed by the test.
 
-``build_result`` is what ``Detector.detect`` ends with; here the options go through ``resolve`` as in
-the detector, so a rule or threshold that were silently replaced by the defaults would be caught.
+``build_verdict(...).result()`` is what ``Detector.detect`` ends with; here the options go through
+``resolve`` as in the detector, so a rule or threshold that were silently replaced by the defaults would be
+caught.
 Expected values are computed by hand from the window probabilities.
 """
 
@@ -13,7 +14,7 @@ import pytest
 from deepfake_detect.config import ClipConfig, FaceConfig
 from deepfake_detect.inference import DetectOptions
 from deepfake_detect.inference.options import resolve
-from deepfake_detect.inference.verdict import build_result
+from deepfake_detect.inference.verdict import build_verdict
 from deepfake_detect.models.io import ModelDirConfig
 from deepfake_detect.types import FaceTrack, VideoStatus
 
@@ -65,7 +66,8 @@ def track(track_id: int, window_probs: list[float]) -> FaceTrack:
 def verdict(tracks: list[FaceTrack], engine: StubEngine | None = None, **options: object):  # type: ignore[no-untyped-def]
     engine = engine or StubEngine()
     settings = resolve(DetectOptions(keep_similarity=False, **options), engine.config)  # type: ignore[arg-type]
-    return build_result("clip.mp4", tracks, engine, settings, 1, _NoTimer(), {})  # type: ignore[arg-type]
+    built = build_verdict("clip.mp4", tracks, engine, settings, 1, _NoTimer(), {})  # type: ignore[arg-type]
+    return built.result()
 
 
 @pytest.mark.parametrize("p", [0.25, 0.5, 0.75])  # exact in float32: p == threshold exactly

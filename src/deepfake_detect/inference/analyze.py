@@ -291,13 +291,7 @@ def _describe(
     detections: int,
 ) -> dict[str, Any]:
     return {
-        "width": info.width,
-        "height": info.height,
-        "fps": info.fps,
-        "duration": info.duration,
-        "rotation": info.rotation,
-        "codec": info.codec,
-        "container": info.container,
+        **info.describe(),
         "frames_used": frames.count,
         "last_frame": frames.last_index,
         "stride": stride,

@@ -31,7 +31,7 @@ from deepfake_detect.inference.frame_rules import FRAME_AGGREGATIONS
 from deepfake_detect.inference.results import FaceResult, TimelinePoint, VideoResult
 from deepfake_detect.models.frame_dir import FrameRecipe, LoadedFrameModel
 from deepfake_detect.types import BBox, Frame, VideoStatus
-from deepfake_detect.video import DecodeError, iter_frames, probe
+from deepfake_detect.video import DecodeError, VideoInfo, iter_frames, probe
 
 __all__ = [
     "FrameCrop",
@@ -256,15 +256,9 @@ def analyze_frame_video(
     )
 
 
-def _describe(info: Any, frames: Sequence[Frame], count: int, n_crops: int) -> dict[str, Any]:
+def _describe(info: VideoInfo, frames: Sequence[Frame], count: int, n_crops: int) -> dict[str, Any]:
     return {
-        "width": info.width,
-        "height": info.height,
-        "fps": info.fps,
-        "duration": info.duration,
-        "rotation": info.rotation,
-        "codec": info.codec,
-        "container": info.container,
+        **info.describe(),
         "frame_count": count,
         "frames_used": len(frames),
         "sampled_frames": [f.index for f in frames],

@@ -96,19 +96,6 @@ def build_verdict(
     return Verdict(path, VideoStatus.OK, info, faces, probability, settings.threshold)
 
 
-def build_result(
-    path: str,
-    tracks: list[FaceTrack],
-    engine: Engine,
-    settings: Settings,
-    stride: int,
-    timer: _Timer,
-    info: dict[str, Any],
-) -> VideoResult:
-    """:func:`build_verdict` as a result without warnings or timings (what tests and tools need)."""
-    return build_verdict(path, tracks, engine, settings, stride, timer, info).result()
-
-
 def _score_track(
     track: FaceTrack, engine: Engine, settings: Settings, stride: int
 ) -> tuple[FaceResult, np.ndarray] | None:

@@ -30,6 +30,7 @@ from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import av
 import av.error
@@ -126,6 +127,18 @@ class VideoInfo:
     rotation: int
     codec: str
     container: str
+
+    def describe(self) -> dict[str, Any]:
+        """The fields a result's ``info`` reports about the file (size, rate, duration, rotation, codec)."""
+        return {
+            "width": self.width,
+            "height": self.height,
+            "fps": self.fps,
+            "duration": self.duration,
+            "rotation": self.rotation,
+            "codec": self.codec,
+            "container": self.container,
+        }
 
     @property
     def estimated_frames(self) -> int | None:
