@@ -304,8 +304,8 @@ def summarise(
     notes = [
         f"7-member ensemble: {ensemble:.1f} s per video, ESTIMATED as decode + face detection + 7 x one "
         "member's classification time of this run (not a 7-member run)",
-        "2 shared CPU cores, four helpers at work: the seconds are indicative; the ratio is measured side "
-        "by side in one process",
+        "the ratio is measured side by side in one process; the seconds depend on the machine's load "
+        "(given with each ratio)",
         "bf16 forced: the same crops classified again with the precision rule bypassed (tolerance 1), "
         "to show what bf16 gives on this CPU; the detect time it implies swaps the classification time",
     ]
