@@ -10,11 +10,13 @@ them (as a trained head reads features that vary with the input; a random fc dir
 features' common part, where bf16 moves a random network's output far more (see benchmarks/RESULTS.md,
 "Figures behind the code") and ``detect`` then rightly stays in fp32). It is saved in the published container
 and imported with ``import-model``. Both sides are built before the clock starts; ``detect``'s time includes
-its one-off precision check (fp32 and bf16 on 8 crops). The 7-member ensemble's seconds per video are
-estimated from this run as decode + detection + 7 x the member's classification time.
+its one-off precision check (fp32 and bf16 on 8 crops). The member is also exported with ``export --format
+onnx`` and run with ``detect --engine onnx`` (onnxruntime, fp32). Then a 7-member ensemble (``--ensemble``;
+members with seeds 0-6 made the same way, imported together, exported) is run with the ONNX engine: its
+seconds per video measured, beside the estimate decode + detection + 7 x one member's classification time.
 
-Ratios: speed (reference seconds / detect seconds, target >= 3); the largest per-crop |P| difference
-(<= 0.01) and the same faces (every frame's boxes within 2 px).
+Ratios, per engine: speed (reference seconds / detect seconds, target >= 3); the largest per-crop |P|
+difference (<= 0.01) and the same faces (every frame's boxes within 2 px).
 """
 
 from __future__ import annotations
@@ -149,25 +151,59 @@ def spread(net: WinnerNet, x: torch.Tensor) -> WinnerNet:
     return net
 
 
-def make_member(reference: Reference, video: Path, arch: str, out: Path) -> tuple[WinnerNet, Path]:
-    """A random member calibrated on 8 of the video's crops, saved as the winner saves it, imported."""
+def make_checkpoint(sample: torch.Tensor, arch: str, out: Path, seed: int) -> tuple[WinnerNet, Path]:
+    """A random member calibrated on ``sample`` crops, saved in the winner's container and key layout."""
+    torch.manual_seed(seed)
+    net = spread(WinnerNet(arch), sample)
+    checkpoint = out / f"final_{111 + seed}_DeepFakeClassifier_{arch}_ns_{seed}"
+    state = {f"module.{k}": v for k, v in net.state_dict().items()}
+    torch.save({"epoch": 1, "state_dict": state, "bce_best": np.float64(0.2)}, checkpoint)
+    return net, checkpoint
+
+
+def make_member(
+    reference: Reference, video: Path, arch: str, out: Path, members: int
+) -> tuple[WinnerNet, Path, Path]:
+    """Member 0 imported alone (``out/model``) and ``members`` of them imported together
+    (``out/ensemble``), both exported to ONNX in place; the checkpoints are deleted afterwards."""
+    from deepfake_detect.export import export_onnx
     from deepfake_detect.models.importers import import_model
 
     faces = reference.faces(*reference.read(video))
-    torch.manual_seed(0)
-    net = spread(WinnerNet(arch), reference.batch([f[2] for f in faces[:: max(1, len(faces) // 8)]]))
-    checkpoint = out / f"final_111_DeepFakeClassifier_{arch}_ns_0"
-    state = {f"module.{k}": v for k, v in net.state_dict().items()}
-    torch.save({"epoch": 1, "state_dict": state, "bce_best": np.float64(0.2)}, checkpoint)
-    return net, import_model("dfdc-winner", [checkpoint], out / "model")
+    sample = reference.batch([f[2] for f in faces[:: max(1, len(faces) // 8)]])
+    net, first = make_checkpoint(sample, arch, out, 0)
+    model_dir = export_onnx(import_model("dfdc-winner", [first], out / "model"), out / "model")
+    ensemble = out / "ensemble"
+    if members > 1 and not _exported(ensemble, members):
+        checkpoints = [first] + [make_checkpoint(sample, arch, out, seed)[1] for seed in range(1, members)]
+        export_onnx(import_model("dfdc-winner", checkpoints, ensemble), ensemble)
+        for checkpoint in checkpoints[1:]:
+            checkpoint.unlink()
+    first.unlink()
+    return net, model_dir, ensemble
+
+
+def _exported(model_dir: Path, members: int) -> bool:
+    """Whether ``model_dir`` holds an ONNX export of ``members`` members (kept between runs: it costs
+    minutes to build)."""
+    import json
+
+    try:
+        config = json.loads((model_dir / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return len(config.get("members", [])) == members and "onnx" in config.get("extra", {})
 
 
 # -- the run --------------------------------------------------------------------------------------
-def run_ours(model_dir: Path, video: Path) -> tuple[Any, float, np.ndarray, list[list[tuple]]]:
-    """``Detector.detect`` timed, with spies on the face boxes and the per-crop probabilities."""
+def run_ours(
+    model_dir: Path, video: Path, engine: str = "torch", force_bf16: bool = True
+) -> tuple[Any, float, np.ndarray, list[list[tuple]]]:
+    """``Detector.detect`` timed, with spies on the face boxes and the per-crop probabilities (member 0);
+    ``force_bf16``: classify the crops once more with bf16 forced (``info["bf16_forced"]``)."""
     from deepfake_detect.inference import Detector, frame_pipeline
 
-    detector: Any = Detector.load(model_dir)
+    detector: Any = Detector.load(model_dir, engine=engine)
     detector.warm_up()
     boxes: list[list[tuple]] = []
     probs: list[np.ndarray] = []
@@ -190,10 +226,11 @@ def run_ours(model_dir: Path, video: Path) -> tuple[Any, float, np.ndarray, list
         result, seconds = timing.timed(lambda: detector.detect(video))
     finally:
         frame_pipeline.classify_crops = inner_classify
-    forced, forced_s = timing.timed(
-        lambda: inner_classify(detector.model, seen[0], 16, precision="bf16", tolerance=1.0)
-    )
-    result.info["bf16_forced"] = {"seconds": forced_s, "probs": forced[0]}
+    if force_bf16:
+        forced, forced_s = timing.timed(
+            lambda: inner_classify(detector.model, seen[0], 16, precision="bf16", tolerance=1.0)
+        )
+        result.info["bf16_forced"] = {"seconds": forced_s, "probs": forced[0]}
     return result, seconds, probs[0][0], boxes
 
 
@@ -213,6 +250,12 @@ def same_faces(ref: list[tuple[int, list[int]]], ours: list[list[tuple]], ids: l
 def main(argv: Sequence[str] | None = None) -> int:
     p = arguments.parser(__doc__ or "")
     p.add_argument("--arch", default=None, help="timm network (default tf_efficientnet_b7; quick: b0)")
+    p.add_argument(
+        "--ensemble",
+        type=int,
+        default=None,
+        help="members of the ensemble run (default 7; quick: 2; 1: none)",
+    )
     args = arguments.parse(p, argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     host.set_threads(2)
@@ -222,15 +265,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     video = media.face_video(args.cache, *size, seconds, faces=3)
     work = args.cache / "frame_vs_reference" / arch
     work.mkdir(parents=True, exist_ok=True)
+    members = args.ensemble or (2 if args.quick else 7)
     with timing.quiet_logs():
         reference = Reference(nn.Identity())
-        net, model_dir = make_member(reference, video, arch, work)
+        net, model_dir, ensemble_dir = make_member(reference, video, arch, work, members)
         reference.model = net
         (ref_p, ref_crops, ref_boxes), ref_s = timing.timed(lambda: reference.predict(video))
-        result, ours_s, our_crops, our_boxes = run_ours(model_dir, video)
-    ratios, notes = summarise(
-        arch, size, (ref_p, ref_crops, ref_boxes, ref_s), (result, ours_s, our_crops, our_boxes)
-    )
+        by_torch = run_ours(model_dir, video)
+        by_onnx = run_ours(model_dir, video, engine="onnx", force_bf16=False)
+        ensemble = run_ours(ensemble_dir, video, engine="onnx", force_bf16=False) if members > 1 else None
+    ref = (ref_p, ref_crops, ref_boxes, ref_s)
+    ratios, notes = summarise(arch, size, ref, by_torch)
+    onnx_ratios, _ = summarise(arch, size, ref, by_onnx, engine="onnx")
+    ratios += onnx_ratios
+    if ensemble is not None:
+        notes.insert(0, ensemble_note(members, ensemble, by_torch, by_onnx))
     title = f"detect with one imported dfdc-winner {arch} vs the published path"
     recording.report(
         "frame_vs_reference",
@@ -244,11 +293,36 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
+def ensemble_note(
+    members: int, ensemble: tuple[Any, float, Any, Any], *singles: tuple[Any, float, Any, Any]
+) -> str:
+    """The ensemble's measured seconds per video, beside the estimates from the one-member runs."""
+    result, seconds = ensemble[0], ensemble[1]
+    t = result.timings
+
+    def estimate(single: tuple[Any, float, Any, Any]) -> float:
+        own = single[0].timings
+        return float(own["decode"] + own["detect"] + members * own["embed"])
+
+    estimates = ", ".join(
+        f"{estimate(single):.1f} s estimated from the {engine} member"
+        for engine, single in zip(("torch", "onnx"), singles, strict=True)
+    )
+    return (
+        f"{members}-member ensemble, onnx engine: {seconds:.1f} s per video MEASURED "
+        f"(decode {t['decode']:.1f}, detection {t['detect']:.1f}, classification {t['embed']:.1f} s; "
+        f"{result.info['crops']} crops x "
+        f"{members} members; video P(fake) {result.fake_probability:.4f}); {estimates} "
+        f"(decode + detection + {members} x one member's classification)"
+    )
+
+
 def summarise(
     arch: str,
     size: tuple[int, int],
     ref: tuple[float, np.ndarray, list[tuple[int, list[int]]], float],
     ours: tuple[Any, float, np.ndarray, list[list[tuple]]],
+    engine: str = "torch",
 ) -> tuple[list[recording.Ratio], list[str]]:
     ref_p, ref_crops, ref_boxes, ref_s = ref
     result, ours_s, our_crops, our_boxes = ours
@@ -257,11 +331,7 @@ def summarise(
     box_px = same_faces(ref_boxes, our_boxes, result.info["sampled_frames"])
     checks = result.info.get("precision") or [None]
     t = result.timings
-    ensemble = t["decode"] + t["detect"] + 7 * t["embed"]
-    forced = result.info.pop("bf16_forced")
-    forced_diff = float(np.abs(ref_crops - forced["probs"]).max()) if same else float("inf")
-    forced_total = ours_s - t["embed"] + forced["seconds"]
-    case = f"{size[1]}p, 3 faces, {arch}, 1 member"
+    case = f"{size[1]}p, 3 faces, {arch}, 1 member, {engine} engine"
     details = {
         "reference_s": ref_s,
         "detect_s": ours_s,
@@ -269,11 +339,15 @@ def summarise(
         "crops (reference / detect)": f"{len(ref_crops)} / {len(our_crops)}",
         "video P(fake) (reference / detect)": f"{ref_p:.5f} / {result.fake_probability:.5f}",
         "precision": checks[0],
-        "7-member ensemble, estimated s/video": ensemble,
-        "bf16 forced (past the rule): classification s": forced["seconds"],
-        "bf16 forced: per-crop max difference": forced_diff,
-        "bf16 forced: reference s / detect s (estimated)": ref_s / forced_total,
     }
+    forced = result.info.pop("bf16_forced", None)
+    if forced is not None:
+        forced_total = ours_s - t["embed"] + forced["seconds"]
+        details["bf16 forced (past the rule): classification s"] = forced["seconds"]
+        details["bf16 forced: per-crop max difference"] = (
+            float(np.abs(ref_crops - forced["probs"]).max()) if same else float("inf")
+        )
+        details["bf16 forced: reference s / detect s (estimated)"] = ref_s / forced_total
     ratios = [
         recording.Ratio(
             "frame_vs_reference",
@@ -302,9 +376,7 @@ def summarise(
         ),
     ]
     notes = [
-        f"7-member ensemble: {ensemble:.1f} s per video, ESTIMATED as decode + face detection + 7 x one "
-        "member's classification time of this run (not a 7-member run)",
-        "the ratio is measured side by side in one process; the seconds depend on the machine's load "
+        "the ratios are measured side by side in one process; the seconds depend on the machine's load "
         "(given with each ratio)",
         "bf16 forced: the same crops classified again with the precision rule bypassed (tolerance 1), "
         "to show what bf16 gives on this CPU; the detect time it implies swaps the classification time",

@@ -18,7 +18,12 @@ EXPORT_HELP = """Export a trained model directory (config.json + safetensors) fo
 OUT/head.onnx (embeddings (B, T, D) + lengths (B,) -> fake probabilities (B,)) and OUT/config.json.
 The graphs are checked with onnxruntime against torch on random inputs first; an export that differs by
 more than --tolerance is refused and nothing is written. Run it with `deepfake-detect detect --engine onnx
---model OUT VIDEO`. OUT may be the model directory itself (it then serves both engines)."""
+--model OUT VIDEO`. OUT may be the model directory itself (it then serves both engines).
+
+A frame model (imported with `import-model`) is exported member by member: OUT/member-K.onnx (the
+recipe's normalised crops (N, 3, S, S) -> P(fake) (N,)) beside the members' safetensors and config.json;
+on a CPU onnxruntime runs EfficientNets about twice as fast as PyTorch (benchmarks/RESULTS.md,
+frame_vs_reference)."""
 
 
 @app.command("export", help=EXPORT_HELP)

@@ -18,8 +18,9 @@ import numpy as np
 import torch
 from pydantic import ValidationError
 
-from deepfake_detect.export.onnx_export import ONNX_SECTION, OnnxSection, make_session, sha256_file
+from deepfake_detect.export.onnx_export import OnnxSection, make_session, sha256_file
 from deepfake_detect.models.calibration import apply_temperature
+from deepfake_detect.models.dir_config import ONNX_SECTION
 from deepfake_detect.models.extractor import prepare_frames as torch_prepare_frames
 from deepfake_detect.models.io import CONFIG_FILE, ModelDirConfig, ModelDirError
 

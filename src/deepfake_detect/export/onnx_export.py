@@ -31,12 +31,12 @@ from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
 from deepfake_detect.export.formats import EXPORT_FORMATS
+from deepfake_detect.models.dir_config import ONNX_SECTION, model_dir_kind
 from deepfake_detect.models.heads import SequenceHead
 from deepfake_detect.models.io import CONFIG_FILE, LoadedModel, load_model_dir
 
 logger = logging.getLogger(__name__)
 
-ONNX_SECTION = "onnx"
 EXTRACTOR_ONNX = "extractor.onnx"
 HEAD_ONNX = "head.onnx"
 PREPROCESSING = (
@@ -102,7 +102,7 @@ def make_session(path: Path, threads: int | None = None) -> Any:
     return ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
 
 
-def _torch_export(
+def torch_export(
     module: nn.Module, args: tuple[torch.Tensor, ...], path: Path, opset: int, **kw: Any
 ) -> None:
     """TorchScript-based exporter (the dynamo one needs onnxscript); its warnings go to the debug log
@@ -135,7 +135,7 @@ def export_graphs(loaded: LoadedModel, out_dir: Path, opset: int) -> None:
     for name, module, args, names in jobs:
         module.eval()
         try:
-            _torch_export(module, args, out_dir / name, opset, do_constant_folding=True, **names)
+            torch_export(module, args, out_dir / name, opset, do_constant_folding=True, **names)
             onnx.checker.check_model(str(out_dir / name))
         except Exception as exc:  # the exporter and checker raise many unrelated types
             problem = f"{type(exc).__name__}: {exc}"
@@ -201,7 +201,7 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _versions() -> dict[str, str]:
+def versions() -> dict[str, str]:
     import onnx
     import onnxruntime
 
@@ -224,7 +224,12 @@ def export_onnx(
     torch (:func:`verify_onnx`); only a verified export replaces files in ``out_dir``, with
     ``config.json`` removed first and written last, so a folder with a config is always complete.
     Raises ``ModelDirError`` for an unusable model directory and ``OnnxExportError`` otherwise.
+    A frame model (``kind: frame``) is exported member by member (``export.onnx_frame``).
     """
+    if model_dir_kind(model_dir) == "frame":
+        from deepfake_detect.export.onnx_frame import export_frame_onnx
+
+        return export_frame_onnx(model_dir, out_dir, opset=opset, tolerance=tolerance, seed=seed)
     loaded = load_model_dir(model_dir)
     if loaded.config.frame_extractor is not None:
         raise OnnxExportError(
@@ -241,7 +246,7 @@ def export_onnx(
             opset=opset,
             sha256={name: sha256_file(staging / name) for name in (EXTRACTOR_ONNX, HEAD_ONNX)},
             parity=parity,
-            versions=_versions(),
+            versions=versions(),
         )
         (staging / CONFIG_FILE).write_text(_config_text(loaded, section), encoding="utf-8")
         (out / CONFIG_FILE).unlink(missing_ok=True)

@@ -60,8 +60,21 @@ class FrameDetector(Detector):
         device: str = "cpu",
         options: DetectOptions | None = None,
     ) -> FrameDetector:
+        """``engine``: "torch" (the members' safetensors) or "onnx" (the graphs ``export --format onnx``
+        wrote, run by onnxruntime on the CPU with torch's thread count)."""
+        if engine == "onnx":
+            import torch
+
+            from deepfake_detect.export.onnx_frame import load_onnx_frame_model  # onnxruntime only if asked
+
+            if device != "cpu":
+                logger.warning("the onnx engine runs on the CPU; ignoring device=%s", device)
+            model = load_onnx_frame_model(model_dir, threads=torch.get_num_threads())
+            detector = cls(model, options, model_dir=model_dir, device="cpu")
+            detector.engine_name = "onnx"
+            return detector
         if engine != "torch":
-            raise ValueError(f"frame models run with the torch engine only (got {engine!r})")
+            raise ValueError(f"frame models run with the torch or onnx engine (got {engine!r})")
         return cls(
             load_frame_model_dir(model_dir, device=device), options, model_dir=model_dir, device=device
         )
@@ -89,6 +102,7 @@ class FrameDetector(Detector):
             self.model.config,
             self.options,
             path=self.model_dir,
+            engine=self.engine_name,
             device=self.device,
             precision=precision_label(checks, self.options.precision),
             checks=checks,

@@ -128,7 +128,7 @@ def classify_crops(
     out = np.zeros((len(model.members), len(crops)), dtype=np.float64)
     if not crops:
         return out
-    if channels_last:
+    if channels_last:  # (no-op for onnxruntime members: they have no weights in torch)
         for member in model.members:
             member.to(memory_format=torch.channels_last)
     spread = np.unique(np.linspace(0, len(crops) - 1, min(len(crops), CHECK_CROPS)).round().astype(int))

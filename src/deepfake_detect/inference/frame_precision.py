@@ -79,6 +79,8 @@ def check_precision(
     ``tolerance``."""
     if requested not in PRECISION_REQUESTS:
         raise ValueError(f"precision must be one of {', '.join(PRECISION_REQUESTS)}, got {requested!r}")
+    if getattr(member, "engine", "torch") == "onnx":  # export.onnx_frame.OnnxFrameMember
+        return PrecisionCheck("32", None, 0, tolerance, "onnxruntime runs the exported fp32 graph")
     if requested == "32":
         return PrecisionCheck("32", None, 0, tolerance, "fp32 requested")
     if requested == "auto" and not bf16_supported(x.device):

@@ -64,10 +64,11 @@ def frame_model_info(
     *,
     path: Path | None,
     device: str,
+    engine: str = "torch",
     precision: str | None = None,
     checks: list[dict[str, Any] | None] | None = None,
 ) -> dict[str, Any]:
-    """The ``model`` object of the detect JSON for a frame model (the torch engine).
+    """The ``model`` object of the detect JSON for a frame model (``engine``: "torch" or "onnx").
 
     ``precision`` / ``checks``: what the members run at (``inference.frame_precision``); by default, as
     before the first video: ``"32"`` when fp32 is forced, else ``"auto"``, each member undecided. The
@@ -75,11 +76,11 @@ def frame_model_info(
     """
     card = dict(config.card)
     if precision is None:
-        precision = "32" if options.precision == "32" else "auto"
+        precision = "32" if options.precision == "32" or engine == "onnx" else "auto"
     return {
         "path": str(path) if path is not None else None,
         "kind": "frame",
-        "engine": "torch",
+        "engine": engine,
         "device": device,
         "precision": precision,
         "precision_checks": checks if checks is not None else [None] * len(config.members),

@@ -3,7 +3,8 @@
 ``detect``'s parent only hands files to isolated workers (local ones or a Dask cluster's), so it reads
 ``config.json`` (no torch, no weights) and the workers import torch and load the model once each. Its
 ``model_info()`` is the same object as ``Detector.model_info()``; a sequence model's precision comes from
-the first worker ready (it depends on the CPU or GPU and on the warm-up); frame models run in fp32.
+the first worker ready (it depends on the CPU or GPU and on the warm-up); a frame model's members report
+theirs per video.
 """
 
 from __future__ import annotations
@@ -22,7 +23,13 @@ from deepfake_detect.inference.workers import (
     run_in_workers,
     worker_spec,
 )
-from deepfake_detect.models.dir_config import ModelDirConfig, model_dir_kind, read_model_config
+from deepfake_detect.models.dir_config import (
+    ONNX_SECTION,
+    ModelDirConfig,
+    ModelDirError,
+    model_dir_kind,
+    read_model_config,
+)
 from deepfake_detect.models.frame_config import FrameModelConfig, read_frame_model_config
 
 __all__ = ["WORKER_ENGINES", "WorkerDetector"]
@@ -31,7 +38,7 @@ WORKER_ENGINES = ("torch", "onnx")  # engines whose model the parent can describ
 
 
 class WorkerDetector:
-    """A model directory (sequence or frame) run with the torch engine in worker processes only."""
+    """A model directory (sequence or frame) run with the torch or onnx engine in worker processes only."""
 
     def __init__(
         self,
@@ -73,9 +80,13 @@ class WorkerDetector:
             raise ValueError(f"WorkerDetector runs the {' or '.join(WORKER_ENGINES)} engine, not {engine!r}")
         options = options or DetectOptions()
         if model_dir_kind(model_dir) == "frame":
-            if engine != "torch":
-                raise ValueError(f"frame models run with the torch engine only (got {engine!r})")
-            return cls(model_dir, read_frame_model_config(model_dir), options, device=device)
+            frame = read_frame_model_config(model_dir, weights=engine == "torch")
+            if engine == "onnx" and ONNX_SECTION not in frame.extra:
+                raise ModelDirError(
+                    f"{model_dir} has no ONNX export: run "
+                    f"`deepfake-detect export --model {model_dir} --format onnx OUT` first"
+                )
+            return cls(model_dir, frame, options, engine=engine, device=device)
         config = read_model_config(model_dir, weights=engine == "torch")
         return cls(model_dir, config, options, engine=engine, device=device)
 
@@ -99,7 +110,9 @@ class WorkerDetector:
     def model_info(self) -> dict[str, Any]:
         """The ``model`` object of the detect JSON, identical to ``Detector.model_info()``."""
         if isinstance(self.config, FrameModelConfig):
-            return frame_model_info(self.config, self.options, path=self.model_dir, device=self.device)
+            return frame_model_info(
+                self.config, self.options, path=self.model_dir, device=self.device, engine=self.engine_name
+            )
         assert self.settings is not None  # resolved for every sequence model
         if not self._precision_known:  # no worker has answered yet: ask one
             self._set_precision(first_worker_precision(self._spec(None, 1, None)))

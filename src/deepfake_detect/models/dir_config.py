@@ -21,6 +21,7 @@ __all__ = [
     "EXTRACTOR_FILE",
     "FORMAT_VERSION",
     "HEAD_FILE",
+    "ONNX_SECTION",
     "ModelDirConfig",
     "ModelDirError",
     "model_dir_kind",
@@ -30,6 +31,7 @@ __all__ = [
 
 FORMAT_VERSION = 2
 CONFIG_FILE = "config.json"
+ONNX_SECTION = "onnx"  # config.json -> extra["onnx"]: the graphs of an ONNX export (export.onnx_export)
 EXTRACTOR_FILE = "extractor.safetensors"
 HEAD_FILE = "head.safetensors"
 

@@ -91,9 +91,14 @@ class FrameModelConfig(_Strict):
     recipe: FrameRecipe
     threshold: float = Field(default=0.5, gt=0.0, lt=1.0)
     card: dict[str, Any] = Field(default_factory=dict)
+    extra: dict[str, Any] = Field(
+        default_factory=dict, description="facts for other runtimes: extra['onnx'] describes an ONNX export"
+    )
 
 
-def read_frame_model_config(path: Path | str) -> FrameModelConfig:
+def read_frame_model_config(path: Path | str, *, weights: bool = True) -> FrameModelConfig:
+    """The directory's checked ``config.json``; with ``weights`` its members' safetensors must be there
+    (an ONNX export written to another folder has only the graphs: ``weights=False``)."""
     path = Path(path)
     try:
         config = FrameModelConfig.model_validate(raw_config(path))
@@ -101,6 +106,6 @@ def read_frame_model_config(path: Path | str) -> FrameModelConfig:
         problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or '(top)'}: {e['msg']}" for e in exc.errors())
         raise ModelDirError(f"{path / CONFIG_FILE} is invalid: {problems}") from None
     missing = [m.file for m in config.members if not (path / m.file).is_file()]
-    if missing:
+    if weights and missing:
         raise ModelDirError(f"{path} is not a complete model directory: missing {', '.join(missing)}")
     return config

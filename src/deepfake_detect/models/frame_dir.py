@@ -19,6 +19,7 @@ from pathlib import Path
 
 import torch
 from safetensors.torch import load_file
+from torch import nn
 
 from deepfake_detect.infra.files import save_tensors, write_text
 from deepfake_detect.models.backbones import load_state_checked
@@ -55,9 +56,11 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class LoadedFrameModel:
-    """A frame-model directory brought back: one :class:`FrameClassifier` per member, in eval mode."""
+    """A frame-model directory brought back: one :class:`FrameClassifier` per member, in eval mode (or
+    one onnxruntime graph per member, ``export.onnx_frame.load_onnx_frame_model``): P(fake) (N,) of
+    network inputs (N, 3, S, S)."""
 
-    members: list[FrameClassifier]
+    members: list[nn.Module]
     config: FrameModelConfig
 
 
@@ -82,7 +85,7 @@ def load_frame_model_dir(path: Path | str, device: str | torch.device = "cpu") -
     path = Path(path)
     config = read_frame_model_config(path)
     spec = config.network
-    members = []
+    members: list[nn.Module] = []
     for member in config.members:
         network = create_frame_network(spec.builder, spec.arch, spec.num_outputs)
         try:
