@@ -293,6 +293,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
+def peak_rss_gb() -> float:
+    """This process's peak resident memory so far, GB (Linux reports KiB)."""
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+
+
 def ensemble_note(
     members: int, ensemble: tuple[Any, float, Any, Any], *singles: tuple[Any, float, Any, Any]
 ) -> str:
@@ -312,7 +319,8 @@ def ensemble_note(
         f"{members}-member ensemble, onnx engine: {seconds:.1f} s per video MEASURED "
         f"(decode {t['decode']:.1f}, detection {t['detect']:.1f}, classification {t['embed']:.1f} s; "
         f"{result.info['crops']} crops x "
-        f"{members} members; video P(fake) {result.fake_probability:.4f}); {estimates} "
+        f"{members} members; video P(fake) {result.fake_probability:.4f}; the process's peak RSS by then "
+        f"{peak_rss_gb():.1f} GB); {estimates} "
         f"(decode + detection + {members} x one member's classification)"
     )
 

@@ -228,7 +228,7 @@ class OnnxFrameMember(nn.Module):
         super().__init__()
         self.graph = graph
         self.section = section
-        self._session: Any = make_session(graph, threads)
+        self._session: Any = make_session(graph, threads, shared_arena=True)  # members run in turn
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         images = np.ascontiguousarray(x.detach().to("cpu", torch.float32).numpy())  # (N, 3, S, S)
