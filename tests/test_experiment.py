@@ -426,6 +426,12 @@ def test_evaluate_command_scores_a_clip_store_with_a_model(tiny_experiment: Path
     assert len(predictions) == 24 and predictions["fake_probability"].between(0, 1).all()
     saved = json.loads((out / "metrics.json").read_text())
     assert saved["clip"]["n"] == 24 and saved["video"]["n"] == 12
+    assert saved["model"] == {
+        "kind": "sequence",
+        "path": str(tiny_experiment / "model"),
+        "backbone": "cnn4",
+        "head": "lstm",
+    }
 
 
 def _numbers(report: dict) -> dict:

@@ -226,6 +226,36 @@ def test_a_registered_class_is_named_by_the_registry() -> None:
     assert "my-thing" not in reg
 
 
+def test_a_registry_with_a_broken_extension_module_fails_every_lookup_naming_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A module that fails to import is not half-loaded: every lookup raises, naming it, until it imports."""
+    import importlib
+
+    from deepfake_detect.registry import ExtensionImportError
+
+    package = tmp_path / "broken_pkg"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "good.py").write_text("from broken_pkg import REG\nREG.register('good')(len)\n")
+    broken = "from broken_pkg import REG\nREG.register('half')(abs)\nraise RuntimeError('boom in bad')\n"
+    (package / "zbad.py").write_text(broken)  # imported after good.py, having registered 'half'
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(sys, "dont_write_bytecode", True)
+    reg: Registry[object] = Registry("thing", package="broken_pkg")
+    importlib.import_module("broken_pkg").REG = reg
+    try:
+        for lookup in (lambda: reg.get("good"), reg.names, lambda: "good" in reg):
+            with pytest.raises(ExtensionImportError, match=r"broken_pkg\.zbad failed to import.*boom in bad"):
+                lookup()
+        (package / "zbad.py").write_text("from broken_pkg import REG\nREG.register('half')(abs)\n")
+        importlib.invalidate_caches()
+        assert reg.names() == ["good", "half"] and reg.get("half") is abs and reg.get("good") is len
+    finally:
+        for name in ("broken_pkg", "broken_pkg.good", "broken_pkg.zbad"):
+            sys.modules.pop(name, None)
+
+
 def test_a_registry_imports_every_module_of_its_package_on_first_lookup(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

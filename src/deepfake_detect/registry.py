@@ -25,6 +25,11 @@ class UnknownNameError(KeyError):
         return str(self.args[0])
 
 
+class ExtensionImportError(ImportError):
+    """A module of a registry's extension package failed to import; the message names the module (the
+    original error is its ``__cause__``). Raised on every lookup until the module imports."""
+
+
 class UnknownOptionError(ValueError):
     """Raised for an option that a registered entry's constructor does not take; the message lists
     the options it takes."""
@@ -43,20 +48,47 @@ class Registry(Generic[T]):
 
     def __init__(self, kind: str, *, package: str | None = None) -> None:
         """``package``: an extension package whose every module is imported on the first lookup, so that
-        a module there registers its entries without an import line anywhere else."""
+        a module there registers its entries without an import line anywhere else (a module that fails to
+        import fails every lookup, naming it: see :meth:`_load`)."""
         self.kind = kind
         self._entries: dict[str, T] = {}
         self._prefixes: dict[str, Callable[[str], T]] = {}
         self._package = package
+        self._loading = False
 
     def _load(self) -> None:
-        if self._package is None:
+        """Import every module of the extension package (not named ``_x``), once.
+
+        The registry counts as loaded only when every module has imported: a module that fails raises
+        :class:`ExtensionImportError` naming it, here and on every later lookup (entries it registered
+        before failing are removed again), until it imports. A lookup from inside one of these imports
+        sees the entries registered so far.
+        """
+        if self._package is None or self._loading:
             return
-        package, self._package = self._package, None  # once (and not again from inside the imports)
-        path = importlib.import_module(package).__path__
-        for module in pkgutil.iter_modules(path):
-            if not module.name.startswith("_"):
-                importlib.import_module(f"{package}.{module.name}")
+        package = self._package
+        self._loading = True
+        try:
+            path = importlib.import_module(package).__path__
+            for module in pkgutil.iter_modules(path):
+                if not module.name.startswith("_"):
+                    self._import_extension(f"{package}.{module.name}")
+            self._package = None  # loaded: every module imported
+        finally:
+            self._loading = False
+
+    def _import_extension(self, name: str) -> None:
+        before = dict(self._entries)
+        prefixes = dict(self._prefixes)
+        try:
+            importlib.import_module(name)
+        except Exception as exc:
+            # Python drops the failed module from sys.modules, so the next lookup imports it again; what it
+            # registered before failing goes too, so that import does not fail on "already registered".
+            self._entries, self._prefixes = before, prefixes
+            raise ExtensionImportError(
+                f"{self.kind} extension module {name} failed to import: {type(exc).__name__}: {exc}"
+            ) from exc
 
     def register(self, name: str) -> Callable[[T], T]:
         """Decorator: ``@REGISTRY.register("name")`` above a factory."""

@@ -42,7 +42,7 @@ def _errors() -> tuple[type[BaseException], ...]:
     from deepfake_detect.experiment.prepare import DataPreparationError
     from deepfake_detect.experiment.runner import ExperimentError
     from deepfake_detect.experiment.splits import SplitError
-    from deepfake_detect.models.io import ModelDirError
+    from deepfake_detect.models.io import ModelDirError, WeightsError
     from deepfake_detect.preprocess import PreprocessError
 
     return (
@@ -54,6 +54,7 @@ def _errors() -> tuple[type[BaseException], ...]:
         PreprocessError,
         SplitError,
         StoreError,
+        WeightsError,
         FileExistsError,
     )
 
@@ -77,6 +78,20 @@ def _stage_progress() -> Iterator[Callable[[str, int, int], None]]:
             bar.update(task, description=stage, completed=done, total=max(total, 1))
 
         yield update
+
+
+def _model_line(model: dict[str, Any]) -> str:
+    """Which model produced the predictions, in one line (``metrics.json``'s ``model``)."""
+    if model.get("kind") == "frame":
+        n = model["members"]
+        family = f"{model['family']} " if model.get("family") else ""
+        members = (
+            f"{n} members; clip = mean over its crops, then over the members"
+            if n != 1
+            else ("1 member; clip = mean over its crops")
+        )
+        return f"model: {model['path']} ({family}frame model {model['arch']}, {members})"
+    return f"model: {model['path']} ({model['backbone']} + {model['head']})"
 
 
 def _metrics_table(result: EvaluationResult) -> Table:
@@ -115,13 +130,17 @@ def evaluate_command(
     """Clip- and video-level metrics (accuracy, log loss, ROC AUC, AP, EER) with ROC and histogram PNGs.
 
     Writes OUT/metrics.json, OUT/predictions.csv, OUT/video_predictions.csv, OUT/roc.png and
-    OUT/score_histogram.png. Given a clip store, the model predicts its labelled clips first.
+    OUT/score_histogram.png. Given a clip store, the model predicts its labelled clips first: a model this
+    tool trained, or an imported frame model (import-model), whose clip P(fake) is the mean of its per-crop
+    P(fake) over the clip's crops (the store's crops resized by its recipe), then over its members;
+    metrics.json's "model" and the table say which model it was.
     """
     from deepfake_detect.data.store import ClipStore
     from deepfake_detect.evaluation.evaluate import (
         evaluate_predictions,
         labelled_rows,
         load_predictions,
+        model_summary,
         predict_with_model,
     )
     from deepfake_detect.inference.last_model import last_model_path
@@ -130,12 +149,14 @@ def evaluate_command(
     cfg = load_cli_config(config, overrides, {"evaluation.aggregation": aggregation})
     ev = cfg.evaluation
     with user_errors(*_errors()):
+        described: dict[str, Any] | None = None
         if source.is_file():
             table = load_predictions(source)
         elif source.is_dir():
             model_dir = model or last_model_path()
             if model_dir is None:
                 fail("a clip store needs --model MODEL_DIR (no model from the demo was found either)")
+            described = model_summary(model_dir)  # an unusable directory fails here, before any work
             store = ClipStore(source)
             table = predict_with_model(
                 model_dir, store, labelled_rows(store, split), out / "cache", progress=not quiet
@@ -143,8 +164,10 @@ def evaluate_command(
         else:
             fail(f"{source} does not exist")
         result = evaluate_predictions(
-            table, out, eps=ev.eps, threshold=ev.threshold, aggregation=ev.aggregation
+            table, out, eps=ev.eps, threshold=ev.threshold, aggregation=ev.aggregation, model=described
         )
+    if result.model is not None:
+        console.print(_model_line(result.model), highlight=False)
     console.print(_metrics_table(result))
     console.print(f"written to {out}: " + ", ".join(p.name for p in result.paths.values()), highlight=False)
 

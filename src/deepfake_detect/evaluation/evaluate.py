@@ -4,6 +4,11 @@ A *clip predictions* table has one row per clip with the columns of :data:`PREDI
 (``label`` 1 fake / 0 real, ``fake_probability`` in [0, 1]). Video-level predictions aggregate each video's
 clip probabilities with a rule of the :data:`~deepfake_detect.evaluation.aggregation.AGGREGATIONS` registry
 (default ``mean``). Metrics come from :func:`deepfake_detect.evaluation.metrics.summarize`.
+
+:func:`predict_with_model` scores a clip store with either kind of model directory: a model this tool
+trained (extractor + sequence head) or an imported frame model (``evaluation.frame_scores``: per-crop
+P(fake) averaged over a clip's crops, then over the ensemble's members); :func:`model_summary` says which
+model it was, for ``metrics.json``.
 """
 
 from __future__ import annotations
@@ -18,9 +23,11 @@ import pandas as pd
 
 from deepfake_detect.data.store import ClipStore, clip_keys
 from deepfake_detect.evaluation.aggregation import aggregate
+from deepfake_detect.evaluation.frame_scores import frame_model_clip_probabilities, frame_model_summary
 from deepfake_detect.evaluation.metrics import summarize
 from deepfake_detect.evaluation.plots import roc_figure, score_histogram
 from deepfake_detect.infra.files import atomic_path, write_json
+from deepfake_detect.models.dir_config import model_dir_kind, read_model_config
 from deepfake_detect.models.io import load_model_dir
 from deepfake_detect.training import embed_clips, extractor_digest, predict_clips
 
@@ -42,6 +49,7 @@ class EvaluationResult:
     video: dict[str, float]
     aggregation: str
     paths: dict[str, Path] = field(default_factory=dict)
+    model: dict[str, Any] | None = None
 
 
 def clip_predictions(rows: pd.DataFrame, probabilities: np.ndarray) -> pd.DataFrame:
@@ -110,10 +118,12 @@ def evaluate_predictions(
     aggregation: str = "mean",
     title: str = "",
     plots: bool = True,
+    model: dict[str, Any] | None = None,
 ) -> EvaluationResult:
     """Evaluate a clip predictions table and write every artefact into ``out_dir``.
 
-    Files: ``metrics.json`` (clip and video metrics, settings), ``predictions.csv`` (clip level),
+    Files: ``metrics.json`` (clip and video metrics, settings, and ``model``, which model produced the
+    predictions, when given: e.g. :func:`model_summary`), ``predictions.csv`` (clip level),
     ``video_predictions.csv``, ``roc.png`` (clip and video curves), ``score_histogram.png`` (clip level);
     the two PNGs only when ``plots``.
     """
@@ -128,6 +138,8 @@ def evaluate_predictions(
         "eps": eps,
         "threshold": threshold,
     }
+    if model is not None:
+        payload["model"] = model
     paths = {
         "metrics": write_json(out_dir / "metrics.json", payload, verbatim_lists=True),
         "predictions": write_csv(out_dir / "predictions.csv", table),
@@ -141,7 +153,7 @@ def evaluate_predictions(
         clip_metrics.get("roc_auc", float("nan")),
         video_metrics.get("roc_auc", float("nan")),
     )
-    return EvaluationResult(clip_metrics, video_metrics, aggregation, paths)
+    return EvaluationResult(clip_metrics, video_metrics, aggregation, paths, model)
 
 
 def _write_plots(
@@ -204,10 +216,43 @@ def predict_with_model(
     batch_size: int = 64,
     progress: bool = False,
 ) -> pd.DataFrame:
-    """Clip predictions of a model directory on ``rows`` of ``store`` (embeddings cached in ``cache_dir``)."""
+    """Clip predictions of a model directory on ``rows`` of ``store``, cached in ``cache_dir``.
+
+    A trained model (``kind: sequence``): its extractor's embeddings (cached under ``cache_dir/<digest>``)
+    through its head. An imported frame model (``kind: frame``): each member's per-crop P(fake) averaged
+    over the clip's crops, then over the members (per-crop arrays cached under
+    ``cache_dir/frame_probabilities``).
+    """
+    if model_dir_kind(model_dir) == "frame":
+        probabilities = frame_model_clip_probabilities(
+            model_dir,
+            store,
+            rows,
+            Path(cache_dir) / "frame_probabilities",
+            batch_size=batch_size,
+            progress=progress,
+        )
+        return clip_predictions(rows, probabilities)
     loaded = load_model_dir(model_dir)
     digest = extractor_digest(loaded.extractor)
     embeddings = embed_clips(
         loaded.extractor, store, rows, cache_dir, digest=digest, batch_size=batch_size, progress=progress
     )
     return clip_predictions(rows, predict_clips(loaded.head, embeddings, rows))
+
+
+def model_summary(model_dir: Path) -> dict[str, Any]:
+    """Which model a directory holds (kind, path, architecture, members or head), for ``metrics.json``."""
+    model_dir = Path(model_dir)
+    if model_dir_kind(model_dir) == "frame":
+        return frame_model_summary(model_dir)
+    config = read_model_config(model_dir)
+    summary: dict[str, Any] = {
+        "kind": "sequence",
+        "path": str(model_dir),
+        "backbone": config.backbone,
+        "head": config.head,
+    }
+    if config.frame_extractor is not None:
+        summary["frame_extractor"] = config.frame_extractor.get("source")
+    return summary

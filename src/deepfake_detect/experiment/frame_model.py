@@ -4,8 +4,9 @@ With ``experiment.frame_model`` (a directory written by ``import-model``) every 
 split the other rows use:
 
 - **alone**: member ``experiment.frame_model_member``'s own classifier (its published head and output
-  rule) gives P(fake) for every crop of a test clip; the clip's P(fake) is the **mean over its crops**.
-  Nothing is trained. The recipe's own video rule (e.g. the winner's confident strategy over a video's
+  rule) gives P(fake) for every crop of a test clip; the clip's P(fake) is the **mean over its crops**
+  (:class:`~deepfake_detect.evaluation.frame_scores.FrameScorer`, which ``evaluate`` uses too). Nothing is
+  trained. The recipe's own video rule (e.g. the winner's confident strategy over a video's
   crops) is not used: video level is ``evaluation.aggregation`` of clip probabilities, as for every row.
 - **+ head**: the same member's pooled features (the input of its classifier) as a frozen extractor
   (:func:`~deepfake_detect.models.frame_extractor.load_frame_extractor`), embeddings cached like any other
@@ -32,20 +33,18 @@ from typing import Any, TypeVar
 
 import numpy as np
 import pandas as pd
-import torch
 
 from deepfake_detect.config import Config
-from deepfake_detect.data.store import ClipStore, clip_key, frame_rows
+from deepfake_detect.data.store import ClipStore
 from deepfake_detect.evaluation.evaluate import clip_predictions, evaluate_predictions
+from deepfake_detect.evaluation.frame_scores import FrameScorer, load_frame_scorer
 from deepfake_detect.experiment.splits import Split
 from deepfake_detect.experiment.summary import stats
-from deepfake_detect.infra.files import atomic_path
 from deepfake_detect.models.dir_config import ModelDirError, model_dir_kind
-from deepfake_detect.models.frame import FrameClassifier
 from deepfake_detect.models.frame_config import FrameModelConfig, read_frame_model_config
-from deepfake_detect.models.frame_extractor import FrameFeatureExtractor, load_frame_extractor
+from deepfake_detect.models.frame_extractor import FrameFeatureExtractor
 from deepfake_detect.models.heads import SEQUENCE_HEADS, temporal_evidence
-from deepfake_detect.training import cache_file, embed_clips, extractor_digest, predict_clips, train_head
+from deepfake_detect.training import embed_clips, predict_clips, train_head
 
 __all__ = [
     "ALONE",
@@ -103,14 +102,13 @@ class FrameRowResult:
 
 @dataclass
 class FrameModelRows:
-    """The loaded member (extractor and classifier share one network) and the rows of every repetition."""
+    """The loaded member (its scorer: extractor and classifier share one network) and the rows of every
+    repetition."""
 
     path: Path
     member: int
     config: FrameModelConfig
-    extractor: FrameFeatureExtractor
-    classifier: FrameClassifier
-    digest: str
+    scorer: FrameScorer
     heads: list[str]
     cache_dir: Path
     results: dict[int, list[FrameRowResult]] = field(default_factory=dict)
@@ -122,27 +120,18 @@ class FrameModelRows:
     def label(self, name: str) -> str:
         return f"{self.arch} alone" if name == ALONE else f"{self.arch} + {name}"
 
+    @property
+    def extractor(self) -> FrameFeatureExtractor:
+        return self.scorer.extractor
+
+    @property
+    def digest(self) -> str:
+        return self.scorer.digest
+
     def clip_probabilities(self, store: ClipStore, rows: pd.DataFrame, batch_size: int = 64) -> np.ndarray:
         """Mean per-crop P(fake) of the member's classifier for each clip of ``rows`` (float64, row order)."""
-        means = []
-        for row in frame_rows(rows):
-            path = cache_file(self.cache_dir / "frame_probabilities", self.digest, clip_key(row))
-            crops = _load_probabilities(path, row.n_frames)
-            if crops is None:
-                crops = self.crop_probabilities(store.read_clip(row), batch_size)
-                with atomic_path(path) as tmp, open(tmp, "wb") as handle:
-                    np.save(handle, crops, allow_pickle=False)
-            means.append(float(crops.astype(np.float64).mean()))
-        return np.asarray(means, dtype=np.float64)
-
-    def crop_probabilities(self, crops: np.ndarray, batch_size: int = 64) -> np.ndarray:
-        """uint8 (T, H, W, 3) crops -> float32 (T,) P(fake) of the member's own classifier (fp32, eval)."""
-        out = []
-        with torch.inference_mode():
-            for start in range(0, len(crops), batch_size):
-                x = self.extractor.prepare(crops[start : start + batch_size])  # (N, 3, S, S)
-                out.append(self.classifier(x).float().cpu())  # (N,)
-        return torch.cat(out).numpy().astype(np.float32)
+        cache = self.cache_dir / "frame_probabilities"
+        return self.scorer.clip_probabilities(store, rows, cache, batch_size=batch_size)
 
     def run_repetition(
         self, config: Config, store: ClipStore, split: Split, out_dir: Path, run: Runner[Any]
@@ -262,17 +251,6 @@ class FrameModelRows:
         return [self._difference(a, b) for a in order for b in none]
 
 
-def _load_probabilities(path: Path, n_frames: int) -> np.ndarray | None:
-    """A cached float32 (T,) array, or None when absent or not of that shape (then it is recomputed)."""
-    if not path.is_file():
-        return None
-    try:
-        array = np.load(path, allow_pickle=False)
-    except (OSError, ValueError):
-        return None
-    return array if array.dtype == np.float32 and array.shape == (n_frames,) else None
-
-
 def _evaluate(
     config: Config,
     name: str,
@@ -320,17 +298,13 @@ def _load(config: Config, cache_dir: Path, path: Path) -> FrameModelRows:
     for head in heads:
         SEQUENCE_HEADS.get(head)  # an unknown name fails here, with the known ones
     model_config = read_frame_model_config(path)
-    extractor = load_frame_extractor(path, exp.frame_model_member)
-    classifier = FrameClassifier(extractor.network, model_config.network.output).eval()
-    digest = extractor_digest(extractor)
+    scorer = load_frame_scorer(path, exp.frame_model_member)
     logger.info(
         "frame model %s member %d (%s): %d-d pooled features; %s",
         path,
         exp.frame_model_member,
         model_config.network.arch,
-        extractor.embed_dim,
-        extractor.record["differences"],
+        scorer.extractor.embed_dim,
+        scorer.extractor.record["differences"],
     )
-    return FrameModelRows(
-        path, exp.frame_model_member, model_config, extractor, classifier, digest, heads, cache_dir
-    )
+    return FrameModelRows(path, exp.frame_model_member, model_config, scorer, heads, cache_dir)
