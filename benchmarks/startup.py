@@ -15,15 +15,12 @@ The ratio is the whole process's wall time less the pipeline's own ``timings.tot
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import sys
-import time
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
-from benchmarks import arguments, host, inputs, media, recording
+from benchmarks import arguments, host, inputs, media, recording, timing
 
 TARGET_S = 6.0
 MODEL = inputs.ModelSpec(clip_len=8)
@@ -37,22 +34,11 @@ print(json.dumps({"total": results[0].timings.get("total"), "model": detector.mo
 """
 
 
-def timed_process(command: list[str]) -> tuple[float, str]:
-    """Wall seconds of a whole process and its stdout (it must succeed)."""
-    env = {**os.environ, "COLUMNS": "160"}
-    start = time.perf_counter()
-    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=900, check=False)
-    seconds = time.perf_counter() - start
-    if done.returncode != 0:
-        raise RuntimeError(f"{command[:4]} failed ({done.returncode}): {done.stderr[-2000:]}")
-    return seconds, done.stdout
-
-
 def run_detect(model: Path, clip: Path, out: Path) -> tuple[float, float]:
     """(whole-process s, pipeline ``timings.total`` s) of ``deepfake-detect detect``."""
     script = Path(sys.executable).with_name("deepfake-detect")  # the console script of this venv
     command = [str(script), "detect", str(clip), "--model", str(model)]
-    seconds, _ = timed_process([*command, "--json", str(out), "--threads", "2", "--quiet"])
+    seconds, _ = timing.timed_process([*command, "--json", str(out), "--threads", "2", "--quiet"])
     video = json.loads(out.read_text())["videos"][0]
     if video["status"] != "ok":
         raise RuntimeError(f"the clip was not scored: {video['status']} {video['error']}")
@@ -60,7 +46,7 @@ def run_detect(model: Path, clip: Path, out: Path) -> tuple[float, float]:
 
 
 def run_parent_loads(model: Path, clip: Path) -> tuple[float, float]:
-    seconds, stdout = timed_process([sys.executable, "-c", PARENT_LOADS, str(model), str(clip)])
+    seconds, stdout = timing.timed_process([sys.executable, "-c", PARENT_LOADS, str(model), str(clip)])
     return seconds, float(json.loads(stdout.strip().splitlines()[-1])["total"])
 
 
@@ -77,7 +63,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for _ in range(max(1, args.repeats)):
         runs["detect"].append(run_detect(model, clip, out))
         runs["parent_loads"].append(run_parent_loads(model, clip))
-        runs["import_torch"].append((timed_process([sys.executable, "-c", "import torch"])[0], 0.0))
+        runs["import_torch"].append((timing.timed_process([sys.executable, "-c", "import torch"])[0], 0.0))
     best = {name: min(values, key=lambda r: r[0] - r[1]) for name, values in runs.items()}
     whole, pipeline = best["detect"]
     details = {

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import math
+import os
 import statistics
+import subprocess
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -54,3 +56,14 @@ def quiet_logs() -> Iterator[None]:
         yield
     finally:
         logging.disable(previous)
+
+
+def timed_process(command: list[str], timeout_s: float = 900) -> tuple[float, str]:
+    """Wall seconds of a whole process and its stdout (it must succeed)."""
+    env = {**os.environ, "COLUMNS": "160"}
+    start = time.perf_counter()
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=timeout_s, check=False)
+    seconds = time.perf_counter() - start
+    if done.returncode != 0:
+        raise RuntimeError(f"{command[:4]} failed ({done.returncode}): {done.stderr[-2000:]}")
+    return seconds, done.stdout

@@ -77,6 +77,20 @@ def test_save_tensors_round_trip(tmp_path: Path) -> None:
     assert all(torch.equal(loaded[k], v) for k, v in module.state_dict().items())
 
 
+def test_saved_tensors_get_the_umasks_permissions_like_every_other_file(tmp_path: Path) -> None:
+    """safetensors writes owner-only files; a model directory must be readable as its config.json is."""
+    import os
+
+    mask = os.umask(0o022)
+    try:
+        save_tensors(tmp_path / "w.safetensors", {"w": torch.zeros(2)})
+        write_text(tmp_path / "config.json", "{}")
+    finally:
+        os.umask(mask)
+    assert (tmp_path / "w.safetensors").stat().st_mode & 0o777 == 0o644
+    assert (tmp_path / "config.json").stat().st_mode & 0o777 == 0o644
+
+
 def test_cosine_similarity_is_the_same_formula_for_torch_and_numpy() -> None:
     rng = np.random.default_rng(0)
     emb = rng.standard_normal((2, 6, 5))

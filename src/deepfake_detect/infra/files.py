@@ -112,5 +112,7 @@ def save_tensors(target: Path | str, tensors: Mapping[str, torch.Tensor]) -> Pat
     dense = {name: tensor.detach().cpu().contiguous() for name, tensor in tensors.items()}
     target = Path(target)
     with atomic_path(target) as tmp:
+        mode = os.stat(tmp).st_mode  # the umask's permissions, as every file we write
         save_file(dense, str(tmp), metadata={"format": "pt"})
+        os.chmod(tmp, mode)  # safetensors replaces the file with an owner-only one
     return target
