@@ -10,7 +10,6 @@ import json
 import os
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pandas as pd
 import pytest
@@ -23,20 +22,11 @@ from deepfake_detect.cli.app import _load_commands, app
 from deepfake_detect.data.store import ClipStore, clip_keys
 from deepfake_detect.models.importers import import_model
 from test_experiment import make_clip_store
+from test_experiment_frame_model import SIZE, prepare_by_hand
 from test_importers import _spread
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 _load_commands()
-
-MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
-STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
-SIZE = 64  # the recipe's input; the store's crops are 32 px, enlarged by the isotropic rule (INTER_CUBIC)
-
-
-def prepare_by_hand(crops: np.ndarray) -> torch.Tensor:
-    """uint8 (T, 32, 32, 3) -> the recipe's input: enlarged to 64 (INTER_CUBIC), / 255, mean/std."""
-    big = np.stack([cv2.resize(c, (SIZE, SIZE), interpolation=cv2.INTER_CUBIC) for c in crops])
-    return torch.from_numpy(((big.astype(np.float32) / 255.0 - MEAN) / STD).transpose(0, 3, 1, 2).copy())
 
 
 @pytest.fixture(scope="module")

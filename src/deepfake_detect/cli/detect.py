@@ -147,7 +147,12 @@ def detect(
         int | None, typer.Option(min=1, help="torch threads per worker (default: CPU cores / workers).")
     ] = None,
     memory_mb: Annotated[
-        int, typer.Option(min=0, help="Resident memory allowed per worker process in MB (0: no limit).")
+        int,
+        typer.Option(
+            min=0,
+            help="Resident memory allowed per worker process for one video, in MB, on top of the model's "
+            "weights (0: no limit).",
+        ),
     ] = 4096,
     verbose: VerboseOption = 0,
     quiet: QuietOption = False,

@@ -35,7 +35,6 @@ from deepfake_detect.evaluation.evaluate import write_csv
 from deepfake_detect.evaluation.metrics import roc_auc
 from deepfake_detect.models import FeatureExtractor
 from deepfake_detect.training import HeadRun, embed_clips, extractor_digest, predict_clips, train_extractor
-from deepfake_detect.training import train_head as _train_head
 
 logger = logging.getLogger(__name__)
 
@@ -168,7 +167,7 @@ def _train_reverse(
     config: Config, store: ClipStore, rows: pd.DataFrame, heads: Sequence[str], out_dir: Path, cache: Path
 ) -> tuple[FeatureExtractor, dict[str, HeadRun], pd.DataFrame]:
     """Repetition 0's recipe on the other track's clips: (extractor, heads, held-out test clips)."""
-    from deepfake_detect.experiment.splits import split_once
+    from deepfake_detect.experiment.splits import split_once, train_split_head
 
     exp = config.experiment
     split = split_once(
@@ -189,19 +188,7 @@ def _train_reverse(
         digest=run.digest,
         progress=False,
     )
-    trained = {
-        head: _train_head(
-            config,
-            embeddings,
-            split.train,
-            val,
-            out_dir / head,
-            head=head,
-            progress=False,
-            keep=config.head.keep,
-        )
-        for head in heads
-    }
+    trained = {head: train_split_head(config, embeddings, split, out_dir / head, head) for head in heads}
     return run.extractor, trained, split.test
 
 

@@ -38,13 +38,13 @@ from deepfake_detect.config import Config
 from deepfake_detect.data.store import ClipStore
 from deepfake_detect.evaluation.evaluate import clip_predictions, evaluate_predictions
 from deepfake_detect.evaluation.frame_scores import FrameScorer, load_frame_scorer
-from deepfake_detect.experiment.splits import Split
+from deepfake_detect.experiment.splits import Split, train_split_head
 from deepfake_detect.experiment.summary import stats
 from deepfake_detect.models.dir_config import ModelDirError, model_dir_kind
 from deepfake_detect.models.frame_config import FrameModelConfig, read_frame_model_config
 from deepfake_detect.models.frame_extractor import FrameFeatureExtractor
 from deepfake_detect.models.heads import SEQUENCE_HEADS, temporal_evidence
-from deepfake_detect.training import embed_clips, predict_clips, train_head
+from deepfake_detect.training import embed_clips, predict_clips
 
 __all__ = [
     "ALONE",
@@ -172,23 +172,12 @@ class FrameModelRows:
         """Each head trained on the training clips' features (validation clips for head.keep), tested."""
         cfg = config.model_copy(deep=True)
         cfg.seed = config.seed + split.repeat  # a seed per repetition, as for a trained extractor's heads
-        val = split.val if len(split.val) else None
         rows = []
         for head in self.heads:
             head_run = run(
                 f"frame_model:head:{head}",
                 f"{tag}: train {head} on {self.arch} features",
-                partial(
-                    train_head,
-                    cfg,
-                    embeddings,
-                    split.train,
-                    val,
-                    out_dir / head,
-                    head=head,
-                    progress=False,
-                    keep=cfg.head.keep,
-                ),
+                partial(train_split_head, cfg, embeddings, split, out_dir / head, head),
             )
             table = clip_predictions(split.test, predict_clips(head_run.head, embeddings, split.test))
             rows.append(_evaluate(config, head, table, out_dir, self.label(head), head_run.history))

@@ -48,7 +48,7 @@ from deepfake_detect.experiment.diagnostics import dispersion_auc, single_frame_
 from deepfake_detect.experiment.environment import code_revision, experiment_environment
 from deepfake_detect.experiment.final import write_final_model
 from deepfake_detect.experiment.frame_model import FrameModelRows, frame_model_stages, load_frame_model_rows
-from deepfake_detect.experiment.splits import KEY_COLUMN, Split, make_splits, split_once
+from deepfake_detect.experiment.splits import KEY_COLUMN, Split, make_splits, split_once, train_split_head
 from deepfake_detect.infra.runtime import cpu_seconds
 from deepfake_detect.models import FeatureExtractor
 from deepfake_detect.models.calibration import apply_temperature, fit_temperature
@@ -57,7 +57,6 @@ from deepfake_detect.training import (
     embed_clips,
     predict_clips,
     train_extractor,
-    train_head,
 )
 
 logger = logging.getLogger(__name__)
@@ -263,17 +262,7 @@ def _run_variant(ctx: _Context, variant: Variant, split: Split, rep: RepetitionR
         head_run = ctx.clock.run(
             f"head:{head}",
             f"{tag}: train {head} on {variant.name} embeddings",
-            partial(
-                train_head,
-                cfg,
-                embeddings,
-                split.train,
-                val,
-                vdir / head,
-                head=head,
-                progress=False,
-                keep=cfg.head.keep,
-            ),
+            partial(train_split_head, cfg, embeddings, split, vdir / head, head),
         )
         is_main = variant.main and head == ctx.config.head.name
         if variant.main and split.repeat == 0:

@@ -16,12 +16,17 @@ ROC AUC and EER are undefined on one class. Every draw is deterministic given ``
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Literal
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import pandas as pd
+
+if TYPE_CHECKING:
+    from deepfake_detect.config import Config
+    from deepfake_detect.training import HeadRun
 
 logger = logging.getLogger(__name__)
 
@@ -181,3 +186,14 @@ def make_splits(
         split_once(rows, test_clips=test_clips, val_clips=val_clips, split_by=split_by, seed=seed, repeat=r)
         for r in range(repeats)
     ]
+
+
+def train_split_head(
+    config: Config, embeddings: Mapping[str, np.ndarray], split: Split, out_dir: Path, head: str
+) -> HeadRun:
+    """``head`` trained quietly on the embeddings of ``split``'s training clips; its validation clips, if it
+    has any, choose the epoch kept (``head.keep``). Every head of an experiment is trained this way."""
+    from deepfake_detect.training import train_head
+
+    val = split.val if len(split.val) else None
+    return train_head(config, embeddings, split.train, val, out_dir, head=head, progress=False)

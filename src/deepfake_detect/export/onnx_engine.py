@@ -18,9 +18,8 @@ import numpy as np
 import torch
 from pydantic import ValidationError
 
-from deepfake_detect.export.onnx_export import OnnxSection, make_session, sha256_file
+from deepfake_detect.export.onnx_export import OnnxSection, check_graph, make_session, onnx_section
 from deepfake_detect.models.calibration import apply_temperature
-from deepfake_detect.models.dir_config import ONNX_SECTION
 from deepfake_detect.models.extractor import prepare_frames as torch_prepare_frames
 from deepfake_detect.models.io import CONFIG_FILE, ModelDirConfig, ModelDirError
 
@@ -54,21 +53,9 @@ def read_onnx_dir(path: Path | str, *, check_hashes: bool = True) -> OnnxModelDi
         config = ModelDirConfig.model_validate(json.loads((path / CONFIG_FILE).read_text(encoding="utf-8")))
     except (json.JSONDecodeError, UnicodeDecodeError, ValidationError) as exc:
         raise ModelDirError(f"{path / CONFIG_FILE} is not a valid model config: {exc}") from None
-    raw = config.extra.get(ONNX_SECTION)
-    if raw is None:
-        raise ModelDirError(
-            f"{path} has no ONNX export: run `deepfake-detect export --model {path} --format onnx OUT` first"
-        )
-    try:
-        section = OnnxSection.model_validate(raw)
-    except ValidationError as exc:
-        raise ModelDirError(f"{path / CONFIG_FILE}: invalid extra.{ONNX_SECTION} section: {exc}") from None
+    section = onnx_section(path, config.extra, OnnxSection)
     for name in (section.extractor, section.head):
-        file = path / name
-        if not file.is_file():
-            raise ModelDirError(f"{path} is an incomplete ONNX export: missing {name}")
-        if check_hashes and sha256_file(file) != section.sha256.get(name):
-            raise ModelDirError(f"{file} does not match the sha256 recorded in {CONFIG_FILE}; export again")
+        check_graph(path, name, section.sha256, check_hash=check_hashes, what=name)
     return OnnxModelDir(path=path, config=config, onnx=section)
 
 

@@ -22,18 +22,19 @@ import logging
 import os
 import tempfile
 import warnings
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from torch import nn
 
 from deepfake_detect.export.formats import EXPORT_FORMATS
 from deepfake_detect.models.dir_config import ONNX_SECTION, model_dir_kind
 from deepfake_detect.models.heads import SequenceHead
-from deepfake_detect.models.io import CONFIG_FILE, LoadedModel, load_model_dir
+from deepfake_detect.models.io import CONFIG_FILE, LoadedModel, ModelDirError, load_model_dir
 
 logger = logging.getLogger(__name__)
 
@@ -213,6 +214,36 @@ def verify_onnx(loaded: LoadedModel, onnx_dir: Path, *, tolerance: float = 1e-4,
             f"the exported head's probabilities differ from torch by {head_abs:.3g} (tolerance {tolerance:g})"
         )
     return parity
+
+
+SectionT = TypeVar("SectionT", bound=BaseModel)
+
+
+def onnx_section(path: Path, extra: Mapping[str, Any], section: type[SectionT]) -> SectionT:
+    """The ONNX section of the ``config.json`` of ``path`` (its ``extra``), checked; ``ModelDirError`` if the
+    directory was never exported or the section is invalid."""
+    raw = extra.get(ONNX_SECTION)
+    if raw is None:
+        raise ModelDirError(
+            f"{path} has no ONNX export: run `deepfake-detect export --model {path} --format onnx OUT` first"
+        )
+    try:
+        return section.model_validate(raw)
+    except ValidationError as exc:
+        raise ModelDirError(f"{path / CONFIG_FILE}: invalid extra.{ONNX_SECTION} section: {exc}") from None
+
+
+def check_graph(
+    path: Path, name: str | None, sha256: Mapping[str, str], *, check_hash: bool, what: str
+) -> None:
+    """``ModelDirError`` unless graph ``name`` of ``path`` exists and (``check_hash``) has its recorded
+    sha256; ``what`` names the graph in the message."""
+    if name is None or not (path / name).is_file():
+        raise ModelDirError(f"{path} is an incomplete ONNX export: missing {what}")
+    if check_hash and sha256_file(path / name) != sha256.get(name):
+        raise ModelDirError(
+            f"{path / name} does not match the sha256 recorded in {CONFIG_FILE}; export again"
+        )
 
 
 def sha256_file(path: Path) -> str:

@@ -25,17 +25,19 @@ from typing import Any
 
 import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
 from deepfake_detect.export.onnx_export import (
     OnnxExportError,
+    check_graph,
     make_session,
+    onnx_section,
     sha256_file,
     torch_export,
     versions,
 )
-from deepfake_detect.models.dir_config import CONFIG_FILE, ONNX_SECTION, ModelDirError
+from deepfake_detect.models.dir_config import CONFIG_FILE, ONNX_SECTION
 from deepfake_detect.models.frame_config import FrameModelConfig, FrameRecipe, read_frame_model_config
 from deepfake_detect.models.frame_dir import LoadedFrameModel, load_frame_model_dir
 
@@ -199,21 +201,10 @@ def read_frame_onnx_config(
     directory was never exported, or a graph is missing or altered (``check_hashes``)."""
     path = Path(path)
     config = read_frame_model_config(path, weights=False)
-    raw = config.extra.get(ONNX_SECTION)
-    if raw is None:
-        raise ModelDirError(
-            f"{path} has no ONNX export: run `deepfake-detect export --model {path} --format onnx OUT` first"
-        )
-    try:
-        section = FrameOnnxSection.model_validate(raw)
-    except ValidationError as exc:
-        raise ModelDirError(f"{path / CONFIG_FILE}: invalid extra.{ONNX_SECTION} section: {exc}") from None
+    section = onnx_section(path, config.extra, FrameOnnxSection)
     for member in config.members:
         name = section.graphs.get(member.file)
-        if name is None or not (path / name).is_file():
-            raise ModelDirError(f"{path} is an incomplete ONNX export: no graph for {member.file}")
-        if check_hashes and sha256_file(path / name) != section.sha256.get(name):
-            raise ModelDirError(f"{path / name} does not match the sha256 in {CONFIG_FILE}; export again")
+        check_graph(path, name, section.sha256, check_hash=check_hashes, what=f"the graph of {member.file}")
     return config, section
 
 

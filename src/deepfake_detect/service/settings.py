@@ -45,7 +45,10 @@ class ServiceSettings(BaseModel):
         default=None, ge=1, description="torch threads per worker; None: CPU cores // workers"
     )
     worker_memory_mb: int | None = Field(
-        default=4096, ge=256, description="a worker whose resident memory exceeds this is killed and replaced"
+        default=4096,
+        ge=256,
+        description="a worker whose resident memory exceeds this (MB, on top of the model's weights) is "
+        "killed and replaced",
     )
     engine: str = Field(default="torch", description="inference engine of the Detector ('torch' or 'onnx')")
     upload_dir: Path | None = Field(
