@@ -51,6 +51,14 @@ def hog_memory(megabytes: int) -> int:
     return int(block[::4096].sum())
 
 
+_BALLAST: list[np.ndarray] = []
+
+
+def load_ballast(megabytes: int) -> None:
+    """An initializer that keeps ``megabytes`` resident, as loading a large model does."""
+    _BALLAST.append(np.ones(megabytes * 1024 * 1024, dtype=np.uint8))
+
+
 def raise_memory_error(item: int) -> int:
     raise MemoryError("pretend allocation failure")
 
@@ -139,6 +147,18 @@ def test_memory_hog_is_killed_not_the_parent() -> None:
     assert isinstance(hog, WorkerFailure) and hog.kind == "crash" and hog.out_of_memory
     assert "exceeded memory limit of 400 MB" in hog.message
     assert outcomes[1] == 256  # the next item ran in a fresh worker: 1 MB of ones, every 4096th summed
+
+
+def test_the_memory_limit_counts_from_what_the_initializer_loaded() -> None:
+    # 600 MB loaded by the initializer, then 250 MB for one item: 850+ MB resident, over 400 MB in
+    # absolute terms but within 400 MB of the worker's start; 1000 MB for an item is not.
+    with IsolatedPool(1, load_ballast, (600,), memory_mb=400, timeout_s=60) as pool:
+        outcomes = dict(pool.imap_unordered(hog_memory, [250, 1000]))
+    assert outcomes[250] == 250 * 256
+    hog = outcomes[1000]
+    assert isinstance(hog, WorkerFailure) and hog.kind == "crash" and hog.out_of_memory
+    start = int(hog.message.split(", ")[1].split(" MB")[0])
+    assert "exceeded memory limit of 400 MB" in hog.message and start >= 600
 
 
 def test_memory_error_is_a_crash() -> None:

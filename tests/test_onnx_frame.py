@@ -141,17 +141,3 @@ def test_the_cli_exports_a_frame_model(frame_dirs: Dirs, tmp_path: Path) -> None
         "member-0.safetensors",
         "member-1.safetensors",
     }
-
-
-def test_a_workers_memory_limit_counts_the_weights_the_engine_loads(frame_dirs: Dirs) -> None:
-    """Per-video allowance + the model's weight files: a 7 x B7 ensemble must not be 'too large' for
-    every video under a fixed 4 GB limit."""
-    from deepfake_detect.inference.workers import worker_memory_limit
-
-    _, onnx_dir, _ = frame_dirs
-    graphs = sum(f.stat().st_size for f in onnx_dir.glob("member-*.onnx"))
-    weights = sum(f.stat().st_size for f in onnx_dir.glob("member-*.safetensors"))
-    assert graphs > 2**20 and weights > 2**20  # two EfficientNet-B0 members: some MB each
-    assert worker_memory_limit(onnx_dir, "onnx", 4096) == 4096 + -(-graphs // 2**20)
-    assert worker_memory_limit(onnx_dir, "torch", 4096) == 4096 + -(-weights // 2**20)
-    assert worker_memory_limit(onnx_dir, "onnx", None) is None

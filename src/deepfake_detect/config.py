@@ -141,7 +141,9 @@ class PreprocessConfig(_Section):
     workers: int = Field(1, ge=1)
     jpeg_quality: int = Field(95, ge=50, le=100)
     timeout_s: float = Field(600.0, gt=0, description="per-video wall-clock limit in the worker process")
-    memory_mb: int = Field(8192, ge=256, description="per-worker memory limit")
+    memory_mb: int = Field(
+        8192, ge=256, description="per-worker memory limit (MB) above what the worker held once started"
+    )
     max_pixels: int = Field(DEFAULT_MAX_PIXELS, ge=1, description="larger frames are rejected as too_large")
     container_formats: list[str] = Field(
         default_factory=lambda: list(DEFAULT_CONTAINER_FORMATS),

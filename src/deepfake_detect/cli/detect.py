@@ -150,8 +150,8 @@ def detect(
         int,
         typer.Option(
             min=0,
-            help="Resident memory allowed per worker process for one video, in MB, on top of the model's "
-            "weights (0: no limit).",
+            help="Resident memory a worker process may add for one video, in MB, above what it held once "
+            "its model was loaded (0: no limit).",
         ),
     ] = 4096,
     verbose: VerboseOption = 0,

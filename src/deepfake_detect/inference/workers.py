@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import itertools
 import logging
-import math
 import os
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -52,25 +51,6 @@ class WorkerSpec:
     device: str
     options: DetectOptions
     threads: int
-
-
-def weights_mb(model_dir: Path | str, engine: str) -> int:
-    """MB of the weight files ``engine`` loads from ``model_dir`` (its ``*.onnx`` graphs for "onnx", else its
-    ``*.safetensors``): about what the model keeps resident in a worker."""
-    suffix = ".onnx" if engine == "onnx" else ".safetensors"
-    size = sum(f.stat().st_size for f in Path(model_dir).glob(f"*{suffix}") if f.is_file())
-    return math.ceil(size / 2**20)
-
-
-def worker_memory_limit(model_dir: Path | str, engine: str, allowance_mb: int | None) -> int | None:
-    """A worker's resident-memory limit: ``allowance_mb`` for the work on one video on top of the model's
-    weights (None: no limit). A fixed limit would refuse large models (a 7-member EfficientNet-B7
-    ensemble holds 1.8 GB of weights) with every video reported too large."""
-    if allowance_mb is None:
-        return None
-    limit = allowance_mb + weights_mb(model_dir, engine)
-    logger.debug("worker memory limit: %d MB (%d for the video + the model's weights)", limit, allowance_mb)
-    return limit
 
 
 MODEL_ERRORS = ("ModelDirError", "UnknownNameError", "WeightsError")  # a model that does not load
@@ -147,11 +127,10 @@ def run_in_workers(
     on_precision: Callable[[str | None], None] | None = None,
 ) -> Iterator[VideoResult]:
     """``task`` (default :func:`detect_in_worker`) per path in isolated workers, in completion order;
-    ``memory_mb`` per worker on top of the model's weights (:func:`worker_memory_limit`).
+    ``memory_mb`` per worker for one video, on top of what the worker held once its model was loaded.
 
     ``on_precision``: called once with :func:`worker_precision` of the first worker ready (local pool only).
     """
-    memory_mb = worker_memory_limit(spec.model_dir, spec.engine, memory_mb)
     outcomes = _outcomes(
         spec, task or detect_in_worker, paths, workers, timeout_s, memory_mb, cluster, on_precision
     )

@@ -72,7 +72,7 @@ def _worker_main(conn: Connection, init: Callable[..., None] | None, init_args: 
     try:
         if init is not None:
             init(*init_args)
-        reply: tuple[Any, ...] = ("ready",)
+        reply: tuple[Any, ...] = ("ready", _rss_mb(os.getpid()) or 0.0)  # the baseline of memory_mb
     except BaseException as exc:
         reply = ("init_error", _describe(exc), traceback.format_exc())
     fatal = reply[0] == "init_error"
@@ -128,6 +128,7 @@ class _Worker:
     deadline: float  # time.monotonic() after which it is killed, with the message ``overdue``
     overdue: str
     ready: bool = False
+    start_mb: float = 0.0  # resident MB once the initializer ran: memory_mb counts above it
     task: _Task | None = None
     killed: WorkerFailure | None = None  # set when it is being killed or is leaving: no new tasks
 
@@ -154,8 +155,11 @@ class IsolatedPool:
     parent hands out items, reads results as soon as they are ready and, every ``poll_interval_s``, kills
     a worker whose item ran past ``timeout_s`` (kind "timeout") or whose resident set size (VmRSS, Linux
     /proc; shared libraries count, which with torch imported is already most of a GB) exceeds ``memory_mb``
-    (kind "crash"). Not RLIMIT_AS: importing the CUDA build of torch alone maps several GB of address space,
-    CUDA and per-thread malloc arenas far more (figures: benchmarks/RESULTS.md, "Figures behind the code").
+    on top of what it held once its initializer ran (kind "crash"): the limit is for the work on one item,
+    whatever the initializer loaded (a 7-member B7 ensemble holds several GB before its first video;
+    a fixed limit refused every video with it). The initializer itself is bounded by ``start_timeout_s``
+    only. Not RLIMIT_AS: importing the CUDA build of torch alone maps several GB of address space, CUDA and
+    per-thread malloc arenas far more (figures: benchmarks/RESULTS.md, "Figures behind the code").
     Crashed and killed workers are replaced; an exception raised by ``fn`` is kind "error" and the worker
     stays. ``close()`` kills busy workers and reaps all. ``fn``, items, results and the initializer must be
     picklable; workers are daemons.
@@ -332,6 +336,8 @@ class IsolatedPool:
 
     def _on_message(self, worker: _Worker, message: tuple[Any, ...]) -> None:
         kind = message[0]
+        if kind == "ready":
+            worker.start_mb = float(message[1])
         if kind in ("ready", "started"):
             worker.ready, worker.deadline = True, time.monotonic() + (self._timeout_s or math.inf)
             worker.overdue = f"no result within {self._timeout_s or 0:g} s"
@@ -371,8 +377,13 @@ class IsolatedPool:
                 continue  # idle workers do not grow
             if now > worker.deadline:
                 self._kill(worker, "timeout" if worker.ready else "crash", f"{worker.overdue}; killed")
-            elif memory_mb is not None and (rss := _rss_mb(worker.process.pid or 0) or 0.0) > memory_mb:
-                message = f"exceeded memory limit of {memory_mb} MB (resident {rss:.0f} MB)"
+            elif memory_mb is None or not worker.ready:
+                continue
+            elif (rss := _rss_mb(worker.process.pid or 0) or 0.0) > memory_mb + worker.start_mb:
+                message = (
+                    f"exceeded memory limit of {memory_mb} MB (resident {rss:.0f} MB, "
+                    f"{worker.start_mb:.0f} MB of it before the first item)"
+                )
                 self._kill(worker, "crash", message, out_of_memory=True)
 
     def _kill(self, worker: _Worker, kind: FailureKind, message: str, *, out_of_memory: bool = False) -> None:

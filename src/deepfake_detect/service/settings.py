@@ -47,8 +47,8 @@ class ServiceSettings(BaseModel):
     worker_memory_mb: int | None = Field(
         default=4096,
         ge=256,
-        description="a worker whose resident memory exceeds this (MB, on top of the model's weights) is "
-        "killed and replaced",
+        description="a worker whose resident memory grows by more than this (MB) above what it held once "
+        "its model was loaded is killed and replaced",
     )
     engine: str = Field(default="torch", description="inference engine of the Detector ('torch' or 'onnx')")
     upload_dir: Path | None = Field(

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from deepfake_detect.inference.results import VideoResult
-from deepfake_detect.inference.workers import detect_in_worker, worker_memory_limit
+from deepfake_detect.inference.workers import detect_in_worker
 from deepfake_detect.infra.isolation import IsolatedPool, IsolationError, WorkerFailure
 from deepfake_detect.service.settings import ServiceSettings
 
@@ -135,9 +135,7 @@ class DetectorPool:
             initializer=init_worker,
             initargs=(self._config,),
             timeout_s=settings.request_timeout_s,
-            memory_mb=worker_memory_limit(
-                self._config.model_dir, self._config.engine, settings.worker_memory_mb
-            ),
+            memory_mb=settings.worker_memory_mb,
         )
         outcome = self._call(model_info_job, None)
         if isinstance(outcome, WorkerFailure):
