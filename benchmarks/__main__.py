@@ -25,6 +25,7 @@ BENCHMARKS = (
     "profile_detect",
     "cluster_overhead",
     "tracked_detect",
+    "preprocess_tracked",
     "startup",
     "frame_vs_reference",
 )

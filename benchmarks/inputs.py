@@ -88,13 +88,15 @@ def demo_model_dir(cache: Path | None = None) -> Path | None:
 
 
 # -- a synthetic dataset and its clip store ---------------------------------------------------------
-def demo_config() -> Config:
-    """The packaged demo configuration (cnn4 at 64 px, 96-px crops, clips of 24 frames)."""
+def demo_config(overrides: list[str] | None = None) -> Config:
+    """The packaged demo configuration (cnn4 at 64 px, 96-px crops, clips of 24 frames), with ``--set``
+    style ``overrides`` (``faces.tracked=true``) applied."""
     from importlib import resources
 
     from deepfake_detect.config import load_config
 
-    return load_config(Path(str(resources.files("deepfake_detect").joinpath("configs", "demo.yaml"))))
+    path = Path(str(resources.files("deepfake_detect").joinpath("configs", "demo.yaml")))
+    return load_config(path, overrides=overrides)
 
 
 def synth_records(cache: Path, videos: int, frames: int) -> list[VideoRecord]:

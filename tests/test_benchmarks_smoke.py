@@ -65,6 +65,7 @@ def test_detect_vs_naive_quick(bench_cache: Path, tmp_path: Path) -> None:
         "preprocess_scaling",
         "cluster_overhead",
         "tracked_detect",
+        "preprocess_tracked",
         "startup",
     ],
 )

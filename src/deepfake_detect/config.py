@@ -102,7 +102,7 @@ class FaceConfig(_Section):
         False,
         description="at keyframes, detect only in a small region around each face of the last keyframe, "
         "at that face's scale; the whole frame is scanned every full_scan_every keyframes, when no face is "
-        "known and when a face is not found again (detect's default: on; the paper's preprocessing: off)",
+        "known and when a face is not found again (off by default, in detect and in preprocessing)",
     )
     full_scan_every: int = Field(
         8, ge=1, le=1000, description="with tracked, scan the whole frame at every k-th keyframe (1: always)"
