@@ -55,7 +55,9 @@ def test_the_graphs_give_the_original_modules_probabilities(
             expected = torch.sigmoid(original(x)).squeeze(1).numpy()  # (4,)
         got = member(x).numpy()
         assert got.shape == (4,) and np.ptp(expected) > 0.05  # the crops differ, and so must P(fake)
-        np.testing.assert_allclose(got, expected, atol=1e-5)
+        # the export's own parity tolerance: onnxruntime's and torch's fp32 kernels sum in different orders
+        # (1.4e-5 apart on an AMD EPYC, under 1e-5 on an Intel Xeon); a wrong graph is off by far more
+        np.testing.assert_allclose(got, expected, atol=section.tolerance)
 
 
 def test_detect_with_the_onnx_engine_equals_the_torch_engine(
@@ -67,10 +69,10 @@ def test_detect_with_the_onnx_engine_equals_the_torch_engine(
     detector = Detector.load(onnx_dir, engine="onnx")
     by_onnx = detector.detect(video)
     assert by_onnx.status.value == "ok", by_onnx.error
-    assert by_onnx.fake_probability == pytest.approx(by_torch.fake_probability, abs=1e-5)
+    assert by_onnx.fake_probability == pytest.approx(by_torch.fake_probability, abs=1e-4)  # fp32 kernels
     got = [row["fake_probability"] for row in by_onnx.info["frame_probabilities"]]
     expected = [row["fake_probability"] for row in by_torch.info["frame_probabilities"]]
-    np.testing.assert_allclose(got, expected, atol=1e-5)
+    np.testing.assert_allclose(got, expected, atol=1e-4)
     assert [c["reason"] for c in by_onnx.info["precision"]] == [
         "onnxruntime runs the exported fp32 graph"
     ] * 2
