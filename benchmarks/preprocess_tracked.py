@@ -6,7 +6,7 @@ at least 95% of the videos).
 "The same clips" for a video: both stores hold the same clips, each the same frame indices (track numbers
 are not compared, only which frames each clip holds) with the same status. For the clips both have, the
 crops themselves differ where interpolated boxes differ from detected ones: their mean absolute difference
-(0-255 scale) is reported beside the ratio, and so is the share of each mode's time spent per video.
+(0-255 scale) is reported beside the ratio.
 The two modes run alternately, ``--repeats`` times each, with the demo's 2 workers; the ratio is of the
 medians.
 """
@@ -14,7 +14,6 @@ medians.
 from __future__ import annotations
 
 import tempfile
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -22,9 +21,8 @@ from typing import Any
 import numpy as np
 
 from benchmarks import arguments, host, inputs, recording, timing
-from deepfake_detect.config import Config
+from benchmarks.preprocess_scaling import timed_preprocess
 from deepfake_detect.data.store import ClipStore
-from deepfake_detect.preprocess import preprocess_dataset
 from deepfake_detect.types import ClipRow, VideoRecord
 
 NAME = "preprocess_tracked"
@@ -34,20 +32,6 @@ MODES = {
     "every frame (the paper's default)": [],
     "tracked (faces.detect_every=4, faces.tracked=true)": ["faces.detect_every=4", "faces.tracked=true"],
 }
-
-
-def run(records: Sequence[VideoRecord], config: Config, out: Path) -> dict[str, Any]:
-    """Preprocess ``records`` into the fresh store ``out``: seconds, videos/min and the statuses."""
-    start = time.perf_counter()
-    with timing.quiet_logs():
-        summary = preprocess_dataset(records, out, config, workers=config.preprocess.workers)
-    elapsed = time.perf_counter() - start
-    return {
-        "elapsed_s": round(elapsed, 2),
-        "videos_per_min": 60.0 * len(records) / elapsed,
-        "clips": summary.clips,
-        "statuses": summary.status_counts,
-    }
 
 
 def clip_key(rows: Sequence[ClipRow]) -> list[tuple[tuple[int, ...], str]]:
@@ -98,7 +82,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for repeat in range(repeats):
             for index, (mode, config) in enumerate(configs.items()):
                 out = Path(work) / f"{index}-{repeat}"
-                runs[mode].append(run(records, config, out))
+                runs[mode].append(timed_preprocess(records, config, out, config.preprocess.workers))
                 stores[mode] = out
         agreement = compare(records, ClipStore(stores[every_mode]), ClipStore(stores[tracked_mode]))
     rate = {mode: timing.median([r["videos_per_min"] for r in runs[mode]]) for mode in MODES}
